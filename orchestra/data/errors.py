@@ -8,7 +8,7 @@ class DataError(ValueError):
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
                  field: str | None = None):
-        self.path, self.line, self.field = path, line, field
+        self.message, self.path, self.line, self.field = message, path, line, field
         where = []
         if path is not None:
             where.append(str(path) if line is None else f"{path}:{line}")
