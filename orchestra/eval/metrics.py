@@ -1,0 +1,118 @@
+"""ComplexFuncBench metrics, in plain Python, from per-sample results.
+
+- Success Rate: samples whose every required gold call was matched and that ended with a final
+  text answer, over samples.
+- Call Accuracy: matched gold calls over gold calls, pooled over samples.
+- Turn Accuracy: per sample, the golden steps completed before the first step left incomplete,
+  over the golden steps (every step of a `Task` holds calls); pooled over samples.
+Each is reported overall and per domain. A sample's domain comes from its gold functions' families
+(`DomainRule`), or from its id's prefix for ComplexFuncBench ids such as `Car-Rental-12`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+
+from orchestra.data.types import Task
+
+# Families of the Booking.com API, by function name (searched, first rule wins). Functions in no
+# family (currency, languages, geocoding) say nothing about the domain.
+DEFAULT_DOMAIN_RULES = (
+    ("Hotels", r"Hotel|Room|^Get_Filter$|^Get_Sort_By$|Nearby|Near_By|Question_And_Answer|Description_And_Info"
+               r"|^Property_"),
+    ("Attraction", r"Attraction|^Get_Availability"),
+    ("Flights", r"Flight|Min_Price|Seat_Map"),
+    ("Car-Rental", r"Car_|Vehicle|^Booking_Summary$|^Get_Packages$"),
+    ("Taxi", r"Taxi"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainRule:
+    by: str = "functions"   # functions | id_prefix
+    rules: tuple[tuple[str, str], ...] = DEFAULT_DOMAIN_RULES
+    cross: str = "Cross"    # gold functions from more than one family
+    other: str = "Other"    # gold functions from no family
+
+    def __post_init__(self):
+        if self.by not in ("functions", "id_prefix"):
+            raise ValueError(f"eval.domain.by must be 'functions' or 'id_prefix', got {self.by!r}")
+        for i, rule in enumerate(self.rules):
+            if len(rule) != 2 or not all(isinstance(x, str) for x in rule):
+                raise ValueError(f"eval.domain.rules[{i}] must be [domain, regex], got {rule!r}")
+            try:
+                re.compile(rule[1])
+            except re.error as e:
+                raise ValueError(f"eval.domain.rules[{i}] ({rule[0]}): bad regex {rule[1]!r}: {e}") from None
+
+    def function_domain(self, name: str) -> str | None:
+        for domain, pattern in self.rules:
+            if re.search(pattern, name):
+                return domain
+        return None
+
+    def task_domain(self, task: Task) -> str:
+        if self.by == "id_prefix":
+            return task.task_id.rsplit("-", 1)[0] if "-" in task.task_id else self.other
+        found = {d for s in task.steps if (d := self.function_domain(s.call.function)) is not None}
+        if not found:
+            return self.other
+        return found.pop() if len(found) == 1 else self.cross
+
+
+def leading_completed_steps(groups: Sequence[Sequence[int]], matched: Sequence[bool],
+                            skippable: Sequence[bool], success: bool) -> int:
+    """Golden steps completed, in order, before the first incomplete one.
+
+    A step is complete when each of its calls was matched, or is skippable (a free call) and was
+    passed over: the episode succeeded, or a call of a later step was matched.
+    """
+    last_matched_step = max((k for k, g in enumerate(groups) if any(matched[i] for i in g)), default=-1)
+    done = 0
+    for k, group in enumerate(groups):
+        passed = success or last_matched_step > k
+        if not all(matched[i] or (skippable[i] and passed) for i in group):
+            break
+        done += 1
+    return done
+
+
+def _block(samples: Sequence[dict]) -> dict:
+    n = len(samples)
+    gold_calls = sum(s["gold_calls"] for s in samples)
+    gold_steps = sum(s["gold_steps"] for s in samples)
+    out = {
+        "samples": n,
+        "successes": sum(bool(s["success"]) for s in samples),
+        "matched_calls": sum(s["matched_calls"] for s in samples),
+        "gold_calls": gold_calls,
+        "completed_steps": sum(s["completed_steps"] for s in samples),
+        "gold_steps": gold_steps,
+    }
+    out["success_rate"] = out["successes"] / n if n else 0.0
+    out["call_accuracy"] = out["matched_calls"] / gold_calls if gold_calls else 0.0
+    out["turn_accuracy"] = out["completed_steps"] / gold_steps if gold_steps else 0.0
+    for key in ("complete", "correct"):  # judge scores of final answers, 0..2, where given
+        scores = [s["answer_eval"][key] for s in samples
+                  if s.get("answer_eval") and s["answer_eval"].get(key) is not None]
+        out[f"answer_{key}"] = sum(scores) / len(scores) if scores else None
+    return out
+
+
+def summarize(samples: Sequence[dict], judge: dict | None) -> dict:
+    """The summary of per-sample results (the dicts `evaluate` returns)."""
+    domains = sorted({s["domain"] for s in samples})
+    reasons: dict[str, int] = {}
+    for s in samples:
+        reasons[s["end_reason"]] = reasons.get(s["end_reason"], 0) + 1
+    return {
+        "protocol": "ComplexFuncBench golden-path replay",
+        "judge": judge,
+        # Without a judge, calls that only a judge could accept count as unmatched.
+        "lower_bound": judge is None,
+        "overall": _block(samples),
+        "by_domain": {d: _block([s for s in samples if s["domain"] == d]) for d in domains},
+        "end_reasons": dict(sorted(reasons.items())),
+    }
