@@ -17,6 +17,7 @@ policy answered in text), after `max_turns` turns, or when the episode's `max_ca
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 
 import jax
@@ -26,7 +27,7 @@ import numpy as np
 from orchestra.data.types import ToolSpec
 from orchestra.env.cache import ApiCache, CacheTable
 from orchestra.env.canonical import canonical_key, hash64, split_hash
-from orchestra.env.codec import ParsedCall, format_observation, parse_tool_calls
+from orchestra.env.codec import TOOL_RESPONSE_CLOSE, TOOL_RESPONSE_OPEN, ParsedCall, parse_tool_calls
 from orchestra.env.validators import ErrorTable, error_row
 from orchestra.env.views import ResponseView
 
@@ -156,10 +157,10 @@ class CallEncoder:
         return self.encode_parsed(parsed), parsed
 
 
-def build_observation_table(texts: list[str], tokenize: Tokenize, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token rows `<tool_response>\\n{body}\\n</tool_response>` with each body cut to `max_tokens`."""
-    head, tail = tokenize(format_observation("").split("\n")[0] + "\n"), tokenize("\n</tool_response>")
-    rows = [head + tokenize(t)[:max_tokens] + tail for t in texts]
+def build_observation_table(texts: list[str], tokenize: Tokenize) -> tuple[np.ndarray, np.ndarray]:
+    """Token rows `<tool_response>\\n{body}\\n</tool_response>`, one per text, zero-padded."""
+    head, tail = tokenize(TOOL_RESPONSE_OPEN + "\n"), tokenize("\n" + TOOL_RESPONSE_CLOSE)
+    rows = [head + tokenize(t) + tail for t in texts]
     width = max(len(r) for r in rows)
     tokens = np.zeros((len(rows), width), np.int32)
     lengths = np.array([len(r) for r in rows], np.int32)
@@ -170,9 +171,8 @@ def build_observation_table(texts: list[str], tokenize: Tokenize, max_tokens: in
 
 def make_env_params(cache: ApiCache, errors: ErrorTable, view: ResponseView, tokenize: Tokenize) -> EnvParams:
     """Render and tokenise every response and error message once, and put the tables on device."""
-    import json
     texts = [view.render(r) for r in cache.responses]
     texts += [json.dumps(m, ensure_ascii=False) for m in errors.messages]
-    tokens, lengths = build_observation_table(texts, tokenize, view.max_tokens)
+    tokens, lengths = build_observation_table(texts, tokenize)
     return EnvParams(cache.device_table(), jnp.asarray(tokens), jnp.asarray(lengths),
                      jnp.asarray(cache.successes))
