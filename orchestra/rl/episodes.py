@@ -1,0 +1,49 @@
+"""Tasks as conversations: the prompt a policy sees and the gold episode SFT imitates.
+
+A gold episode is: the user's query; for each turn, one assistant message holding that turn's tool
+calls and one tool message per call holding the recorded response (rendered by the response view);
+then a short final answer. Steps are grouped into turns by `task.metadata["turns"]` (a turn index
+per step, written by the synthesizer) when present, else one call per turn.
+"""
+
+from __future__ import annotations
+
+from orchestra.data.types import Task, ToolSpec
+from orchestra.env.views import ResponseView, ToolView
+
+FINAL_ANSWER = "All requested steps are done; the results are above."
+
+
+def tool_schemas(task: Task, tools: dict[str, ToolSpec], view: ToolView) -> list[dict]:
+    """The candidate tools offered for `task`, in the task's order, as the chat template takes them."""
+    missing = [name for name in task.candidate_tools if name not in tools]
+    if missing:
+        raise KeyError(f"task {task.task_id}: candidate tools without a schema: {missing}")
+    return [view.schema(tools[name]) for name in task.candidate_tools]
+
+
+def prompt_messages(task: Task) -> list[dict]:
+    return [{"role": "user", "content": task.query}]
+
+
+def step_turns(task: Task) -> list[list[int]]:
+    """Step indices grouped into assistant turns, in order."""
+    turns = (task.metadata or {}).get("turns") if isinstance(task.metadata, dict) else None
+    if not turns or len(turns) != len(task.steps):
+        return [[s.index] for s in task.steps]
+    grouped: dict[int, list[int]] = {}
+    for step, turn in enumerate(turns):
+        grouped.setdefault(int(turn), []).append(step)
+    return [grouped[t] for t in sorted(grouped)]
+
+
+def gold_messages(task: Task, view: ResponseView, final_answer: str = FINAL_ANSWER) -> list[dict]:
+    """The whole gold episode as chat messages."""
+    messages = prompt_messages(task)
+    for turn in step_turns(task):
+        steps = [task.steps[i] for i in turn]
+        messages.append({"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": s.call.function, "arguments": s.call.arguments}} for s in steps]})
+        messages.extend({"role": "tool", "content": view.render(s.response)} for s in steps)
+    messages.append({"role": "assistant", "content": final_answer})
+    return messages

@@ -1,0 +1,125 @@
+"""The learner: the policy (and, for PPO, a value head), its frozen reference, and one jitted update.
+
+One RL update takes a padded batch of rollouts ([batch, time] arrays) and runs `epochs` passes of
+minibatch steps of the clipped objective with a KL penalty to the frozen reference and an entropy
+bonus, all masked to the policy's own tokens. GRPO gets one advantage per sequence (group-relative);
+PPO gets per-token advantages from GAE over a value head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from orchestra.model.modeling import Transformer
+from orchestra.rl.losses import (aggregate, clipped_policy_loss, clipped_value_loss, entropy_from_logits, gae,
+                                 kl_penalty, token_log_probs)
+
+ALGORITHMS = ("grpo", "ppo")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    algorithm: str = "grpo"
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    kl_coef: float = 0.01
+    kl_estimator: str = "k3"
+    entropy_coef: float = 0.0
+    aggregation: str = "token_mean"
+    # PPO only
+    gamma: float = 1.0
+    lam: float = 0.95
+    value_coef: float = 0.5
+    value_clip: float = 0.2
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"rl.algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if self.clip_low < 0 or self.clip_high < 0 or self.kl_coef < 0 or self.entropy_coef < 0:
+            raise ValueError("rl: clip_low, clip_high, kl_coef and entropy_coef must not be negative")
+
+
+class ValueHead(nnx.Module):
+    def __init__(self, hidden_size: int, rngs: nnx.Rngs):
+        self.proj = nnx.Linear(hidden_size, 1, kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+    def __call__(self, hidden):
+        return self.proj(hidden.astype(jnp.float32))[..., 0]
+
+
+class Learner(nnx.Module):
+    """What the optimizer updates: the policy, plus a value head for PPO."""
+
+    def __init__(self, policy: Transformer, with_value_head: bool, seed: int = 0):
+        self.policy = policy
+        self.value_head = ValueHead(policy.config.hidden_size, nnx.Rngs(seed)) if with_value_head else None
+
+
+def make_optimizer(learner: Learner, lr: float, warmup_steps: int, total_steps: int, weight_decay: float,
+                   max_grad_norm: float, b2: float = 0.999) -> nnx.Optimizer:
+    """AdamW with gradient clipping and a linear-warmup, cosine-decay learning rate."""
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup_steps, 1), max(total_steps, warmup_steps + 1),
+                                                  end_value=lr * 0.1)
+    tx = optax.chain(optax.clip_by_global_norm(max_grad_norm),
+                     optax.adamw(schedule, b2=b2, weight_decay=weight_decay))
+    return nnx.Optimizer(learner, tx, wrt=nnx.Param)
+
+
+def _positions(tokens):
+    return jnp.broadcast_to(jnp.arange(tokens.shape[1] - 1), (tokens.shape[0], tokens.shape[1] - 1))
+
+
+@nnx.jit
+def sequence_log_probs(policy: Transformer, tokens, segment_ids):
+    """log pi(token_t | prefix) for t >= 1, as [batch, time - 1]."""
+    logits, _ = policy(tokens[:, :-1], _positions(tokens), segment_ids[:, :-1])
+    return token_log_probs(logits, tokens[:, 1:])
+
+
+@nnx.jit
+def sequence_values(learner: Learner, tokens, segment_ids):
+    hidden, _ = learner.policy.hidden_states(tokens[:, :-1], _positions(tokens), segment_ids[:, :-1])
+    return learner.value_head(hidden)
+
+
+def loss_fn(learner: Learner, batch: dict, cfg: LossConfig):
+    tokens, mask = batch["tokens"], batch["loss_mask"][:, 1:]
+    hidden, _ = learner.policy.hidden_states(tokens[:, :-1], _positions(tokens), batch["segment_ids"][:, :-1])
+    logits = learner.policy.logits(hidden)
+    logp = token_log_probs(logits, tokens[:, 1:])
+    pg, stats = clipped_policy_loss(logp, batch["old_logp"], batch["advantages"], mask, cfg.clip_low,
+                                    cfg.clip_high, cfg.aggregation)
+    kl = aggregate(kl_penalty(logp, batch["ref_logp"], cfg.kl_estimator), mask, cfg.aggregation)
+    entropy = aggregate(entropy_from_logits(logits), mask, cfg.aggregation)
+    loss = pg + cfg.kl_coef * kl - cfg.entropy_coef * entropy
+    metrics = {"policy_loss": pg, "kl": kl, "entropy": entropy, **stats}
+    if cfg.algorithm == "ppo":
+        values = learner.value_head(hidden)
+        value_loss = clipped_value_loss(values, batch["old_values"], batch["returns"], mask, cfg.value_clip,
+                                        cfg.aggregation)
+        loss = loss + cfg.value_coef * value_loss
+        metrics["value_loss"] = value_loss
+    return loss, metrics
+
+
+@nnx.jit(static_argnums=(3,))
+def update_step(learner: Learner, optimizer: nnx.Optimizer, batch: dict, cfg: LossConfig):
+    (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(learner, batch, cfg)
+    optimizer.update(learner, grads)
+    return dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+
+
+def ppo_targets(rewards_at_end: np.ndarray, values: np.ndarray, mask: np.ndarray, cfg: LossConfig):
+    """Per-token advantages and returns: the episode reward sits on each row's last policy token."""
+    rewards = np.zeros_like(values)
+    last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
+    has = mask.any(axis=1)
+    rewards[np.arange(len(last))[has], last[has]] = rewards_at_end[has]
+    adv, ret = gae(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(mask), cfg.gamma, cfg.lam)
+    return np.asarray(adv), np.asarray(ret)

@@ -1,0 +1,80 @@
+"""Supervised warm start on gold episodes, with the loss on the policy's own tokens only."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from orchestra.data.types import Task, ToolSpec
+from orchestra.env.views import ResponseView, ToolView
+from orchestra.model.chat import encode_chat
+from orchestra.rl.episodes import gold_messages, tool_schemas
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenBatch:
+    tokens: np.ndarray      # [B, T] int32, right-padded with 0
+    loss_mask: np.ndarray   # [B, T] int32: 1 where the token was written by the policy
+    segment_ids: np.ndarray  # [B, T] int32: 1 on real tokens, 0 on padding
+
+
+def encode_gold_episodes(tasks: list[Task], tools: dict[str, ToolSpec], tokenizer, view: ResponseView,
+                         tool_view: ToolView, max_len: int) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """Token ids and policy masks of each task's gold episode; episodes longer than `max_len` are
+    skipped (their count is returned) rather than cut, so no example loses its ending."""
+    ids, masks, skipped = [], [], 0
+    for task in tasks:
+        enc = encode_chat(tokenizer, gold_messages(task, view), tool_schemas(task, tools, tool_view))
+        if len(enc.token_ids) > max_len:
+            skipped += 1
+            continue
+        ids.append(enc.token_ids)
+        masks.append(enc.policy_mask)
+    return ids, masks, skipped
+
+
+def pad_batch(ids: list[np.ndarray], masks: list[np.ndarray], length: int) -> TokenBatch:
+    b = len(ids)
+    tokens = np.zeros((b, length), np.int32)
+    loss_mask = np.zeros((b, length), np.int32)
+    segments = np.zeros((b, length), np.int32)
+    for i, (x, m) in enumerate(zip(ids, masks)):
+        n = min(len(x), length)
+        tokens[i, :n], loss_mask[i, :n], segments[i, :n] = x[:n], m[:n], 1
+    return TokenBatch(tokens, loss_mask, segments)
+
+
+def batches(ids, masks, batch_size: int, rng: np.random.Generator, bucket: int = 64):
+    """Endless shuffled batches; each padded to the longest row rounded up to `bucket` (few shapes)."""
+    order = np.arange(len(ids))
+    while True:
+        rng.shuffle(order)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            rows = order[start: start + batch_size]
+            longest = max(len(ids[i]) for i in rows)
+            yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows], -(-longest // bucket) * bucket)
+
+
+def next_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, jax.Array]:
+    """Mean cross-entropy of predicting each policy token from its prefix; also the token count."""
+    positions = jnp.broadcast_to(jnp.arange(tokens.shape[1] - 1), (tokens.shape[0], tokens.shape[1] - 1))
+    logits, _ = model(tokens[:, :-1], positions, segment_ids[:, :-1])
+    weights = loss_mask[:, 1:].astype(jnp.float32)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
+    count = weights.sum()
+    return (ce * weights).sum() / jnp.maximum(count, 1.0), count
+
+
+@nnx.jit
+def sft_step(model, optimizer: nnx.Optimizer, tokens, loss_mask, segment_ids):
+    def loss_fn(m):
+        return next_token_loss(m, tokens, loss_mask, segment_ids)
+
+    (loss, count), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    return loss, count

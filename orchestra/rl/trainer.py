@@ -1,0 +1,204 @@
+"""The RL loop: rollouts against the environment, the reward, and the learner's update, per step.
+
+    trainer = Trainer(policy, tokenizer, environment, tool_view, train_tasks, reward_config, config, run_dir)
+    trainer.train(progress)
+
+A step draws its tasks from a generator seeded by (seed, step) and samples with a key derived from
+the same pair, so a run resumed from a checkpoint continues exactly as an uninterrupted one would.
+Arrays of a batch are sharded over the `data` axis of a mesh over every device (parameters
+replicated); on one device that is a no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from orchestra.data.types import Task
+from orchestra.env.build import Environment
+from orchestra.env.views import ToolView
+from orchestra.model.chat import IM_END, stop_sequences
+from orchestra.model.modeling import Transformer
+from orchestra.model.sampler import Sampler
+from orchestra.reward import RewardConfig, RewardVocab, encode_calls, encode_task, make_reward_fn, stack
+from orchestra.rl.checkpoint import Checkpointer
+from orchestra.rl.learner import (Learner, LossConfig, make_optimizer, ppo_targets, sequence_log_probs,
+                                  sequence_values, update_step)
+from orchestra.rl.losses import group_advantages
+from orchestra.rl.metrics_logger import MetricsLogger
+from orchestra.rl.rollout import RolloutConfig, RolloutWorker, Rollouts
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20
+    tasks_per_step: int = 4        # distinct tasks per step; each is sampled rollout.group_size times
+    epochs: int = 1                # passes over a step's rollouts
+    minibatch_size: int = 16       # rows per update
+    lr: float = 1e-5
+    warmup_steps: int = 2
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    normalise_std: bool = True     # GRPO: divide by the group's standard deviation
+    length_bucket: int = 128       # pad sequence lengths to a multiple of this (few compiled shapes)
+    checkpoint_every: int = 10
+    checkpoint_keep: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "tasks_per_step", "epochs", "minibatch_size", "length_bucket"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"rl.{name} must be at least 1, got {getattr(self, name)}")
+
+
+def data_mesh() -> jax.sharding.Mesh:
+    """A one-axis mesh named `data` over every device (all processes, multi-host included)."""
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def pad_rollouts(rollouts: Rollouts, bucket: int) -> dict[str, np.ndarray]:
+    n = len(rollouts.tokens)
+    length = -(-max(len(t) for t in rollouts.tokens) // bucket) * bucket
+    tokens = np.zeros((n, length), np.int32)
+    mask = np.zeros((n, length), np.int32)
+    segments = np.zeros((n, length), np.int32)
+    logp = np.zeros((n, length), np.float32)
+    for i, (t, m, lp) in enumerate(zip(rollouts.tokens, rollouts.loss_mask, rollouts.logprobs)):
+        tokens[i, : len(t)], mask[i, : len(t)], segments[i, : len(t)], logp[i, : len(t)] = t, m, 1, lp
+    return {"tokens": tokens, "loss_mask": mask, "segment_ids": segments, "old_logp": logp[:, 1:]}
+
+
+class Trainer:
+    def __init__(self, policy: Transformer, tokenizer, environment: Environment, tool_view: ToolView,
+                 train_tasks: list[Task], reward: RewardConfig, loss: LossConfig, rollout: RolloutConfig,
+                 config: TrainConfig, run_dir: str, logger: MetricsLogger | None = None,
+                 mesh: jax.sharding.Mesh | None = None):
+        self.tokenizer, self.environment, self.tasks = tokenizer, environment, train_tasks
+        self.loss_cfg, self.rollout_cfg, self.cfg, self.logger = loss, rollout, config, logger
+        self.mesh = mesh or data_mesh()
+        rows = config.tasks_per_step * rollout.group_size
+        if rows % config.minibatch_size or config.minibatch_size % self.mesh.size:
+            raise ValueError(f"rl: tasks_per_step x group_size ({rows}) must be a multiple of minibatch_size "
+                             f"({config.minibatch_size}), itself a multiple of the device count ({self.mesh.size})")
+        self._replicated = NamedSharding(self.mesh, P())
+        self._by_row = NamedSharding(self.mesh, P("data"))
+        self.learner = Learner(policy, with_value_head=loss.algorithm == "ppo", seed=config.seed)
+        self.reference = nnx.clone(policy)  # frozen: the KL anchor
+        self.optimizer = make_optimizer(self.learner, config.lr, config.warmup_steps, config.steps,
+                                        config.weight_decay, config.max_grad_norm)
+        self._place_replicated()
+        stops = [s for s in stop_sequences(tokenizer) if s != tokenizer.encode("</tool_call>", add_special_tokens=False)]
+        self.sampler = Sampler(policy, stop_sequences=stops, pad_id=tokenizer.pad_token_id or 0)
+        self.worker = RolloutWorker(self.sampler, tokenizer, environment, tool_view, rollout)
+        self.vocab = RewardVocab.from_tools(environment.tools)
+        self.max_calls = environment.env.config.max_calls
+        self.max_steps = max(len(t.steps) for t in train_tasks)
+        self.gold = [encode_task(t, self.vocab, self.max_steps) for t in train_tasks]
+        self.reward_fn = make_reward_fn(reward)
+        self.checkpointer = Checkpointer(f"{run_dir}/checkpoints", config.checkpoint_every, config.checkpoint_keep)
+        self.step = 0
+
+    def _place_replicated(self):
+        for module in (self.learner, self.reference, self.optimizer):
+            state = nnx.state(module)
+            nnx.update(module, jax.device_put(state, self._replicated))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_state(self) -> dict:
+        return {"learner": nnx.to_pure_dict(nnx.state(self.learner)),
+                "optimizer": nnx.to_pure_dict(nnx.state(self.optimizer)),
+                "reference": nnx.to_pure_dict(nnx.state(self.reference))}
+
+    def save(self, force: bool = False) -> bool:
+        return self.checkpointer.save(self.step, self._checkpoint_state(), {"step": self.step}, force=force)
+
+    def restore(self) -> bool:
+        """Continue from the latest checkpoint of this run directory, if there is one."""
+        found = self.checkpointer.restore(self._checkpoint_state())
+        if found is None:
+            return False
+        step, state, meta = found
+        for name, module in (("learner", self.learner), ("optimizer", self.optimizer), ("reference", self.reference)):
+            current = nnx.state(module)
+            nnx.replace_by_pure_dict(current, state[name])
+            nnx.update(module, current)
+        self._place_replicated()
+        self.sampler.update_params(self.learner.policy)
+        self.step = int(meta["step"])
+        return True
+
+    # ------------------------------------------------------------------ one step
+
+    def batch_tasks(self, step: int) -> np.ndarray:
+        rng = np.random.default_rng([self.cfg.seed, step])
+        replace = len(self.tasks) < self.cfg.tasks_per_step
+        return rng.choice(len(self.tasks), self.cfg.tasks_per_step, replace=replace)
+
+    def score(self, rollouts: Rollouts, task_ids: np.ndarray):
+        calls = stack([encode_calls(c, s, self.vocab, self.max_calls)
+                       for c, s in zip(rollouts.calls, rollouts.successes)])
+        gold = stack([self.gold[task_ids[r]] for r in rollouts.task_rows])
+        return jax.device_get(self.reward_fn(calls, gold))
+
+    def train_step(self) -> dict:
+        cfg, step = self.cfg, self.step
+        task_ids = self.batch_tasks(step)
+        t0 = time.perf_counter()
+        rollouts = self.worker.run([self.tasks[i] for i in task_ids], task_ids, seed=cfg.seed * 1_000_003 + step)
+        t1 = time.perf_counter()
+        breakdown = self.score(rollouts, task_ids)
+        rewards = np.asarray(breakdown.reward, np.float32)
+        t2 = time.perf_counter()
+
+        batch = pad_rollouts(rollouts, cfg.length_bucket)
+        dev = {k: jax.device_put(v, self._by_row) for k, v in batch.items()}
+        batch["ref_logp"] = np.asarray(sequence_log_probs(self.reference, dev["tokens"], dev["segment_ids"]))
+        mask = batch["loss_mask"][:, 1:]
+        if self.loss_cfg.algorithm == "grpo":
+            groups = rewards.reshape(-1, self.rollout_cfg.group_size)
+            batch["advantages"] = np.asarray(group_advantages(jnp.asarray(groups), cfg.normalise_std)).reshape(-1)
+        else:
+            values = np.asarray(sequence_values(self.learner, dev["tokens"], dev["segment_ids"]))
+            adv, ret = ppo_targets(rewards, values, mask, self.loss_cfg)
+            m = mask.astype(bool)
+            adv = np.where(m, (adv - adv[m].mean()) / (adv[m].std() + 1e-6), 0.0)  # whitened over policy tokens
+            batch.update(advantages=adv.astype(np.float32), returns=ret.astype(np.float32),
+                         old_values=values.astype(np.float32))
+
+        rng = np.random.default_rng([cfg.seed, step, 1])
+        metrics_sum: dict[str, float] = {}
+        n_updates = 0
+        for _ in range(cfg.epochs):
+            order = rng.permutation(len(rewards))
+            for start in range(0, len(order), cfg.minibatch_size):
+                rows = order[start: start + cfg.minibatch_size]
+                mb = {k: jax.device_put(v[rows], self._by_row) for k, v in batch.items()}
+                out = jax.device_get(update_step(self.learner, self.optimizer, mb, self.loss_cfg))
+                for k, v in out.items():
+                    metrics_sum[k] = metrics_sum.get(k, 0.0) + float(v)
+                n_updates += 1
+        self.sampler.update_params(self.learner.policy)
+        t3 = time.perf_counter()
+
+        self.step += 1
+        metrics = {k: v / n_updates for k, v in metrics_sum.items()}
+        gen_tokens = rollouts.generated_tokens
+        metrics.update(
+            reward=float(rewards.mean()), reward_atomic=float(np.mean(breakdown.atomic)),
+            reward_orch=float(np.mean(breakdown.orch)), reward_binary=float(np.mean(breakdown.binary)),
+            calls_per_episode=float(np.mean([len(c) for c in rollouts.calls])),
+            call_success=float(np.mean([np.mean(s) if s else 0.0 for s in rollouts.successes])),
+            turns=float(rollouts.turns.mean()), seconds_rollout=t1 - t0, seconds_generate=rollouts.generate_seconds,
+            seconds_env=rollouts.env_seconds, seconds_reward=t2 - t1, seconds_update=t3 - t2,
+            tokens_per_second=gen_tokens / max(rollouts.generate_seconds, 1e-9), sequence_length=batch["tokens"].shape[1])
+        if self.logger is not None:
+            self.logger.log(metrics, self.step)
+        self.save()
+        return metrics
