@@ -44,7 +44,8 @@ def canonical_key(function: str, arguments: dict) -> str:
 
 def hash64(text: str) -> int:
     """A stable 64-bit hash (blake2b), independent of Python's per-process hash seed."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    # surrogatepass: model text may hold lone surrogates (json.loads accepts "\ud800")
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
 def split_hash(h: int) -> tuple[int, int]:

@@ -50,8 +50,8 @@ class Rollouts:
     tokens: list[list[int]]        # whole sequence of each row
     loss_mask: list[list[int]]     # 1 on policy tokens
     logprobs: list[list[float]]    # sampler's log pi(token) on policy tokens, 0 elsewhere
-    calls: list[list[ParsedCall]]  # calls the environment executed, in order
-    successes: list[list[bool]]
+    calls: list[list[ParsedCall]]  # every <tool_call> block the policy wrote, in order
+    successes: list[list[bool]]    # executed and succeeded (blocks past a budget count as failed)
     turns: np.ndarray              # [N] assistant turns taken
     generated_tokens: int          # policy tokens sampled (throughput)
     env_seconds: float = 0.0
@@ -135,9 +135,9 @@ class RolloutWorker:
             extension = []
             for i in range(n):
                 executed = np.flatnonzero(ts.executed[i])
-                for slot in executed:
-                    calls[i].append(parsed_rows[i][slot])
-                    successes[i].append(bool(ts.success[i, slot]))
+                calls[i] += parsed_rows[i]
+                successes[i] += [slot < len(ts.success[i]) and bool(ts.success[i, slot] and ts.executed[i, slot])
+                                 for slot in range(len(parsed_rows[i]))]
                 if not active[i] or done[i] or len(executed) == 0:
                     active[i] = False
                     extension.append([])

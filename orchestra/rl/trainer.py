@@ -35,6 +35,9 @@ from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.rollout import RolloutConfig, RolloutWorker, Rollouts
 
 
+MAX_REWARD_CALLS = 32  # the vectorised reward's limit on blocks per rollout
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     steps: int = 20
@@ -97,7 +100,7 @@ class Trainer:
         self.sampler = Sampler(policy, stop_sequences=stops, pad_id=tokenizer.pad_token_id or 0)
         self.worker = RolloutWorker(self.sampler, tokenizer, environment, tool_view, rollout)
         self.vocab = RewardVocab.from_tools(environment.tools)
-        self.max_calls = environment.env.config.max_calls
+        self.max_calls = MAX_REWARD_CALLS
         self.max_steps = max(len(t.steps) for t in train_tasks)
         self.gold = [encode_task(t, self.vocab, self.max_steps) for t in train_tasks]
         self.reward_fn = make_reward_fn(reward)
@@ -142,7 +145,8 @@ class Trainer:
         return rng.choice(len(self.tasks), self.cfg.tasks_per_step, replace=replace)
 
     def score(self, rollouts: Rollouts, task_ids: np.ndarray):
-        calls = stack([encode_calls(c, s, self.vocab, self.max_calls)
+        # The reward reads at most MAX_REWARD_CALLS blocks of a rollout; later ones are ignored.
+        calls = stack([encode_calls(c[: self.max_calls], s[: self.max_calls], self.vocab, self.max_calls)
                        for c, s in zip(rollouts.calls, rollouts.successes)])
         gold = stack([self.gold[task_ids[r]] for r in rollouts.task_rows])
         return jax.device_get(self.reward_fn(calls, gold))

@@ -51,3 +51,9 @@ def test_hash_is_stable_and_splits_into_two_words():
 @pytest.mark.parametrize("value", [True, False, 0, 3.25, "plain"])
 def test_scalars_other_than_numeric_strings_are_kept(value):
     assert normalise_arguments({"v": value}) == {"v": value}
+
+
+def test_lone_surrogates_from_model_text_hash_without_error():
+    import json
+    key = canonical_key("f", json.loads('{"q": "\\ud800"}'))
+    assert hash64(key) != hash64(canonical_key("f", {"q": "x"}))
