@@ -1,0 +1,17 @@
+"""Constrained synthesis of valid multi-step traces over the recorded cache (after arXiv:2603.24709).
+
+- `synthesize(ecosystem, config, seed) -> SynthesisResult(tasks, report)`: the pipeline.
+- `split_tasks(tasks, split_config, seed) -> Split(train, held_out, report)`: by seed, workflow or values.
+- `write_outputs(result, split, out_dir, formats)`: `tasks.jsonl`-format files, a TFDS dataset, the report.
+- `pipeline` holds those. The pieces: `paths.read_field` (response paths), `index.ReverseIndex`,
+  `sampler.sample_chain` / `count_chains`, `unconstrained.FreeProposer` (the baseline),
+  `graph.DependencyGraph` (mined graph, composed chains), `realise.OfflineRealiser` / `LLMRealiser`,
+  `domains.infer_domains`, `phrasebook.BOOKING` (prose for the shipped tools).
+"""
+
+from orchestra.synth.config import Complexity, ConfigError, RealiserConfig, SplitConfig, SynthConfig
+from orchestra.synth.pipeline import (Split, SynthesisError, SynthesisResult, split_tasks, synthesize,
+                                        task_values, write_outputs)
+
+__all__ = ["Complexity", "ConfigError", "RealiserConfig", "Split", "SplitConfig", "SynthConfig", "SynthesisError",
+           "SynthesisResult", "split_tasks", "synthesize", "task_values", "write_outputs"]
