@@ -1,8 +1,14 @@
 """The main job: python -m experiments.run [Hydra overrides].
 
-What runs today: load the data, build the cache-backed environment, and replay recorded tasks
-through the jitted environment (gold calls get the recorded responses; a malformed and an invalid
-call get their errors). The RL trainer plugs in here as it lands.
+1. synthesize tasks from the real cache and split them (held-out tasks use argument values that
+   never appear in training);
+2. load the policy (`model.path`, an HF checkpoint directory; with `model.path=null` a randomly
+   initialised `model.preset` and a tokenizer built from the data);
+3. evaluate it on held-out tasks (ComplexFuncBench protocol), warm-start it with SFT on gold
+   episodes, evaluate, train it with GRPO (or PPO) against the cache-backed environment and the
+   graduated reward, evaluate again;
+4. write the table (Markdown + JSON), a learning-curve PNG, metrics.jsonl and checkpoints into the
+   run directory. A run directory that already holds RL checkpoints resumes from the latest.
 """
 
 from __future__ import annotations
@@ -13,34 +19,60 @@ import time
 
 import hydra
 import jax
-import jax.numpy as jnp
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from experiments.plots import plot_learning_curve, read_metrics
+from experiments.synthesize import RUN_KEYS
 from orchestra.data.booking import load_booking
 from orchestra.data.paths import resolve_data_root
-from orchestra.env.codec import format_tool_call
+from orchestra.data.serialize import write_tasks_jsonl
 from orchestra.env.config import environment_from_config
+from orchestra.eval import eval_config, evaluate
+from orchestra.model.chat import CHAT_TEMPLATE, load_tokenizer
+from orchestra.model.presets import build_model
+from orchestra.reward import RewardConfig
+from orchestra.rl.config import rl_config
+from orchestra.rl.metrics_logger import MetricsLogger
+from orchestra.rl.policy import SamplerPolicy
+from orchestra.rl.sft import run_sft
+from orchestra.rl.trainer import Trainer
+from orchestra.synth import SynthConfig, split_tasks, synthesize
+
+METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 
 
-def replay_recorded(env, tasks, seed: int) -> list[dict]:
-    """Replay each task's gold calls, one per turn, through the jitted environment."""
-    reset, step = jax.jit(env.env.reset), jax.jit(env.env.step)
-    rows = []
-    for t_i, task in enumerate(tasks):
-        state, _ = reset(jax.random.key(seed), env.params, jnp.array([t_i]))
-        for s in task.steps:
-            calls, _ = env.encoder.encode_text(format_tool_call(s.call))
-            state, ts = step(state, calls, env.params)
-            entry = int(ts.entry[0])
-            recorded = env.cache.lookup(s.call.function, s.call.arguments)
-            rows.append(dict(task=task.task_id, step=s.index, function=s.call.function, entry=entry,
-                             success=bool(ts.success[0]), matches_recording=entry == recorded,
-                             observation_tokens=int(ts.obs_lengths[0])))
-    return rows
+def load_policy(model_cfg, eco, vocab_size: int, seed: int, console: Console):
+    """(model, tokenizer, description) from `model.path`, or a random preset with a built tokenizer."""
+    if model_cfg.path:
+        path = hydra.utils.to_absolute_path(model_cfg.path)
+        model = build_model(model_cfg.preset, path, model_cfg.dtype)
+        return model, load_tokenizer(path), f"{model_cfg.preset} from {path}"
+    from experiments.build_tokenizer import corpus_from_ecosystem
+    from orchestra.model.tokenizer import build_tokenizer
+    console.print(f"[yellow]model.path is null: training a randomly initialised '{model_cfg.preset}' policy "
+                  "(set model.path to an HF checkpoint directory to start from trained weights)")
+    tokenizer = build_tokenizer(corpus_from_ecosystem(eco), vocab_size, CHAT_TEMPLATE)
+    model = build_model(model_cfg.preset, None, model_cfg.dtype, seed=seed)
+    if model.config.vocab_size < len(tokenizer):
+        raise ValueError(f"model.preset {model_cfg.preset!r} has {model.config.vocab_size} embeddings but the "
+                         f"tokenizer has {len(tokenizer)} tokens; lower tokenizer_vocab")
+    return model, tokenizer, f"{model_cfg.preset}, random init, tokenizer of {len(tokenizer)} tokens"
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[info]}"), console=console)
+
+
+def results_table(evaluations: dict[str, dict]) -> str:
+    lines = ["| stage | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    for stage, summary in evaluations.items():
+        lines.append(f"| {stage} | " + " | ".join(f"{summary[m]:.3f}" for m in METRICS) + " |")
+    return "\n".join(lines)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base=None)
@@ -50,44 +82,93 @@ def main(cfg: DictConfig) -> None:
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.yaml"), "w") as f:
         f.write(OmegaConf.to_yaml(cfg, resolve=True))
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    rl = rl_config(plain["rl"], cfg.seed)
+    rl.distributed.initialize()
+    reward = RewardConfig.from_dict(plain["reward"])
+    evaluation = eval_config({**plain["eval"], "progress": False})
+    t_start = time.perf_counter()
 
-    root = resolve_data_root(cfg.data.root)
-    eco = load_booking(root)
-    t0 = time.perf_counter()
-    env, _ = environment_from_config(OmegaConf.to_container(cfg.env, resolve=True), eco)
-    jax.block_until_ready(env.params)
-    build_s = time.perf_counter() - t0
-    console.print(f"[bold]data[/] {root}: {len(eco.tools)} tools, {len(eco.tasks)} tasks, "
-                  f"{len(eco.templates)} templates, {len(eco.cache_entries)} recorded calls")
-    table_bytes = env.params.cache.nbytes + env.params.obs_tokens.nbytes + env.params.obs_lengths.nbytes
-    console.print(f"[bold]cache[/] {len(env.cache)} distinct keys, {len(env.errors)} error messages, "
-                  f"built in {build_s:.2f}s, device tables {table_bytes / 1e6:.2f} MB "
-                  f"(observations {env.params.obs_tokens.shape})")
+    eco = load_booking(resolve_data_root(cfg.data.root))
+    model, tokenizer, description = load_policy(cfg.model, eco, cfg.tokenizer_vocab, cfg.seed, console)
+    console.print(f"[bold]policy[/] {description}; {model.config.num_parameters() / 1e6:.1f}M parameters; "
+                  f"{jax.device_count()} device(s): {jax.devices()[0].platform}")
+    env, tool_view = environment_from_config(plain["env"], eco,
+                                             tokenize=lambda s: tokenizer.encode(s, add_special_tokens=False))
 
-    rows = replay_recorded(env, eco.tasks[: cfg.replay_tasks], cfg.seed)
-    table = Table(title=f"replay of {min(cfg.replay_tasks, len(eco.tasks))} recorded tasks")
-    for col in ("task", "step", "function", "entry", "success", "matches recording", "obs tokens"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["task"], str(r["step"]), r["function"], str(r["entry"]), str(r["success"]),
-                      str(r["matches_recording"]), str(r["observation_tokens"]))
-    console.print(table)
-    ok = sum(r["success"] and r["matches_recording"] for r in rows)
-    console.print(f"{ok}/{len(rows)} gold calls answered with their recorded response")
+    # The synth group's run settings (its own seed, output folder, formats) belong to experiments.synthesize.
+    synth_cfg = SynthConfig.from_dict({k: v for k, v in plain["synth"].items() if k not in RUN_KEYS})
+    synth = synthesize(eco, synth_cfg, seed=cfg.seed)
+    split = split_tasks(synth.tasks, synth_cfg.split, seed=cfg.seed)
+    held_out = split.held_out[: cfg.eval_tasks]
+    write_tasks_jsonl(split.train, os.path.join(run_dir, "train_tasks.jsonl"))
+    write_tasks_jsonl(held_out, os.path.join(run_dir, "held_out_tasks.jsonl"))
+    console.print(f"[bold]tasks[/] {len(synth.tasks)} synthesized -> {len(split.train)} train, "
+                  f"{len(split.held_out)} held out by {split.report.get('by', 'values')} "
+                  f"({len(held_out)} evaluated)")
+    if not split.train or not held_out:
+        raise ValueError("synthesis left no train or no held-out tasks; raise synth.count or change synth.split")
 
-    bad = ('<tool_call>{"name": "Search_Hotels", "arguments": {"dest_id": "-2092174", '
-           '"arrival_date": "2024-11-20", "departure_date": "2024-11-18", "search_type": "city"}}</tool_call>'
-           '<tool_call>{"name": oops}</tool_call>')
-    calls, _ = env.encoder.encode_text(bad)
-    state, _ = env.env.reset(jax.random.key(cfg.seed), env.params, jnp.array([0]))
-    _, ts = env.env.step(state, calls, env.params)
-    for i in range(2):
-        text = bytes(np.asarray(ts.obs_tokens[i, : ts.obs_lengths[i]], np.uint8)).decode()
-        console.print(f"[bold]invalid call {i}[/] -> {text.splitlines()[1]}")
-    with open(os.path.join(run_dir, "replay.jsonl"), "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    console.print(f"run directory: {run_dir}")
+    logger = MetricsLogger(run_dir, cfg.logger.kind, cfg.logger.project, plain)
+    policy = SamplerPolicy(model, tokenizer, max_new_tokens=rl.rollout.turn_tokens)
+    evaluations: dict[str, dict] = {}
+
+    def run_eval(stage: str):
+        policy.update(model)
+        summary, _ = evaluate(policy, held_out, eco.tools, evaluation, exact_match=eco.exact_match,
+                              out_dir=os.path.join(run_dir, "eval", stage))
+        evaluations[stage] = summary["overall"]
+        logger.log({f"eval_{stage}_{m}": summary["overall"][m] for m in METRICS}, step=0)
+        console.print(f"[bold]held-out ({stage})[/] " + ", ".join(f"{m} {summary['overall'][m]:.3f}" for m in METRICS))
+
+    trainer = Trainer(model, tokenizer, env, tool_view, split.train, reward, rl.loss, rl.rollout, rl.train,
+                      run_dir, logger)
+    resumed = trainer.restore()
+    if resumed:
+        console.print(f"[bold]resumed[/] from the RL checkpoint at step {trainer.step}")
+    else:
+        run_eval("base")
+        if rl.sft.steps:
+            with progress_bar(console) as bar:
+                task = bar.add_task("SFT warm start", total=rl.sft.steps, info="")
+
+                def on_step(step, loss, tokens):
+                    logger.log({"phase": "sft", "loss": loss, "tokens": tokens}, step)
+                    bar.update(task, advance=1, info=f"loss {loss:.3f}")
+                sft = run_sft(model, tokenizer, split.train, eco.tools, env.view, tool_view, rl.sft.steps,
+                              rl.sft.batch_size, rl.sft.lr, rl.sft.warmup_steps, rl.sft.max_len, cfg.seed, on_step)
+            console.print(f"SFT on {sft['episodes']} gold episodes ({sft['skipped_too_long']} too long, skipped)")
+            trainer.reset_reference()
+            run_eval("sft")
+
+    with progress_bar(console) as bar:
+        task = bar.add_task(f"RL ({rl.loss.algorithm})", total=rl.train.steps, completed=trainer.step, info="")
+        while trainer.step < rl.train.steps:
+            m = trainer.train_step()
+            bar.update(task, completed=trainer.step,
+                       info=f"reward {m['reward']:.3f} (atomic {m['reward_atomic']:.2f}, orch {m['reward_orch']:.2f})"
+                            f" kl {m['kl']:.4f} ent {m['entropy']:.2f} {m['tokens_per_second']:.0f} tok/s")
+    trainer.save(force=True)
+    run_eval("rl")
+
+    table = results_table(evaluations)
+    with open(os.path.join(run_dir, "results.md"), "w") as f:
+        f.write(f"Held-out turn accuracy ({len(held_out)} tasks, values never seen in training), seed {cfg.seed}\n\n")
+        f.write(table + "\n")
+    with open(os.path.join(run_dir, "results.json"), "w") as f:
+        json.dump({"seed": cfg.seed, "evaluations": evaluations, "minutes": (time.perf_counter() - t_start) / 60,
+                   "policy": description}, f, indent=2)
+    plot_learning_curve(read_metrics(logger.path), evaluations, os.path.join(run_dir, "learning_curve.png"),
+                        title=f"{rl.loss.algorithm}, reward={HydraConfig.get().runtime.choices['reward']}, seed {cfg.seed}")
+    logger.close()
+    out = Table(title="held-out evaluation")
+    out.add_column("stage")
+    for m in METRICS:
+        out.add_column(m)
+    for stage, summary in evaluations.items():
+        out.add_row(stage, *(f"{summary[m]:.3f}" for m in METRICS))
+    console.print(out)
+    console.print(f"{(time.perf_counter() - t_start) / 60:.1f} min; run directory: {run_dir}")
 
 
 if __name__ == "__main__":

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 from orchestra.data.booking import Ecosystem
+from orchestra.data.config import from_mapping
 from orchestra.env.build import Environment, byte_tokenize
 from orchestra.env.env import EnvConfig, Tokenize
 from orchestra.env.views import ResponseView, ToolView
 
 
-def _checked(cls, values: Mapping, where: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values)
-
-
 def env_config(cfg: Mapping) -> tuple[EnvConfig, ResponseView, ToolView, str]:
     cfg = dict(cfg)
-    response_view = _checked(ResponseView, dict(cfg.pop("response_view", {})), "env.response_view")
-    tool_view = _checked(ToolView, dict(cfg.pop("tool_view", {})), "env.tool_view")
+    response_view = from_mapping(ResponseView, dict(cfg.pop("response_view", {})), "env.response_view")
+    tool_view = from_mapping(ToolView, dict(cfg.pop("tool_view", {})), "env.tool_view")
     on_conflict = cfg.pop("on_conflict", "error")
-    return _checked(EnvConfig, cfg, "env"), response_view, tool_view, on_conflict
+    return from_mapping(EnvConfig, cfg, "env"), response_view, tool_view, on_conflict
 
 
 def environment_from_config(cfg: Mapping, eco: Ecosystem, tokenize: Tokenize = byte_tokenize) -> tuple[Environment, ToolView]:

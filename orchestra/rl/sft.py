@@ -49,15 +49,17 @@ def pad_batch(ids: list[np.ndarray], masks: list[np.ndarray], length: int) -> To
     return TokenBatch(tokens, loss_mask, segments)
 
 
-def batches(ids, masks, batch_size: int, rng: np.random.Generator, bucket: int = 64):
-    """Endless shuffled batches; each padded to the longest row rounded up to `bucket` (few shapes)."""
+def batches(ids, masks, batch_size: int, rng: np.random.Generator, min_bucket: int = 256):
+    """Endless shuffled batches; each padded to the next power of two (at least `min_bucket`) of its
+    longest row, so a run compiles only a handful of shapes."""
     order = np.arange(len(ids))
     while True:
         rng.shuffle(order)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             rows = order[start: start + batch_size]
             longest = max(len(ids[i]) for i in rows)
-            yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows], -(-longest // bucket) * bucket)
+            yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows],
+                            max(min_bucket, 1 << (longest - 1).bit_length()))
 
 
 def next_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, jax.Array]:
@@ -78,3 +80,25 @@ def sft_step(model, optimizer: nnx.Optimizer, tokens, loss_mask, segment_ids):
     (loss, count), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     optimizer.update(model, grads)
     return loss, count
+
+
+def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], view: ResponseView, tool_view: ToolView,
+            steps: int, batch_size: int, lr: float, warmup_steps: int, max_len: int, seed: int,
+            on_step=None) -> dict:
+    """Warm-start `model` in place on the gold episodes of `tasks`; returns a summary."""
+    ids, masks, skipped = encode_gold_episodes(tasks, tools, tokenizer, view, tool_view, max_len)
+    if len(ids) < batch_size:
+        raise ValueError(f"rl.sft: only {len(ids)} gold episodes fit max_len={max_len} "
+                         f"({skipped} longer ones skipped); need at least batch_size={batch_size}")
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup_steps, 1), max(steps, warmup_steps + 1), lr * 0.1)
+    optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule)),
+                              wrt=nnx.Param)
+    stream = batches(ids, masks, batch_size, np.random.default_rng(seed))
+    losses = []
+    for step in range(steps):
+        b = next(stream)
+        loss, count = sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids)
+        losses.append(float(loss))
+        if on_step is not None:
+            on_step(step, float(loss), int(b.segment_ids.sum()))
+    return {"episodes": len(ids), "skipped_too_long": skipped, "losses": losses}

@@ -107,6 +107,12 @@ class Trainer:
         self.checkpointer = Checkpointer(f"{run_dir}/checkpoints", config.checkpoint_every, config.checkpoint_keep)
         self.step = 0
 
+    def reset_reference(self) -> None:
+        """Anchor the KL to the policy as it is now (after a warm start) and sample from it."""
+        self.reference = nnx.clone(self.learner.policy)
+        self._place_replicated()
+        self.sampler.update_params(self.learner.policy)
+
     def _place_replicated(self):
         for module in (self.learner, self.reference, self.optimizer):
             state = nnx.state(module)
@@ -203,6 +209,6 @@ class Trainer:
             seconds_env=rollouts.env_seconds, seconds_reward=t2 - t1, seconds_update=t3 - t2,
             tokens_per_second=gen_tokens / max(rollouts.generate_seconds, 1e-9), sequence_length=batch["tokens"].shape[1])
         if self.logger is not None:
-            self.logger.log(metrics, self.step)
+            self.logger.log({"phase": "rl", **metrics}, self.step)
         self.save()
         return metrics
