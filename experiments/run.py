@@ -156,7 +156,9 @@ def main(cfg: DictConfig) -> None:
         f.write(f"Held-out turn accuracy ({len(held_out)} tasks, values never seen in training), seed {cfg.seed}\n\n")
         f.write(table + "\n")
     with open(os.path.join(run_dir, "results.json"), "w") as f:
-        json.dump({"seed": cfg.seed, "evaluations": evaluations, "minutes": (time.perf_counter() - t_start) / 60,
+        choices = HydraConfig.get().runtime.choices
+        json.dump({"seed": cfg.seed, "reward": choices["reward"], "rl": choices["rl"], "model": choices["model"],
+                   "evaluations": evaluations, "minutes": (time.perf_counter() - t_start) / 60,
                    "policy": description}, f, indent=2)
     plot_learning_curve(read_metrics(logger.path), evaluations, os.path.join(run_dir, "learning_curve.png"),
                         title=f"{rl.loss.algorithm}, reward={HydraConfig.get().runtime.choices['reward']}, seed {cfg.seed}")

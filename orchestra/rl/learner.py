@@ -112,7 +112,7 @@ def loss_fn(learner: Learner, batch: dict, cfg: LossConfig):
 def update_step(learner: Learner, optimizer: nnx.Optimizer, batch: dict, cfg: LossConfig):
     (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(learner, batch, cfg)
     optimizer.update(learner, grads)
-    return dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+    return dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
 
 
 def ppo_targets(rewards_at_end: np.ndarray, values: np.ndarray, mask: np.ndarray, cfg: LossConfig):

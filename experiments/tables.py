@@ -1,0 +1,136 @@
+"""The paper's tables from a sweep: python -m experiments.tables [RUN_DIR ...] [--out DIR]
+
+Reads every run directory below the given folders (default: the newest folder under multirun/) that
+holds a results.json written by experiments.run, and writes into --out (default: the first folder):
+- tables.md / tables.tex: the main table (held-out metrics before training, after SFT, after RL, for
+  the graduated reward) and the ablation table (after RL, one row per reward variant), each cell the
+  mean and standard deviation over seeds;
+- learning_curves.png: RL reward per step, mean over seeds with the spread shaded, per reward variant.
+A run directory that also holds bfcl/scores.json (experiments.bfcl) adds its BFCL columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from experiments.plots import read_metrics
+
+METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
+STAGES = ("base", "sft", "rl")
+
+
+def find_runs(roots: list[str]) -> list[dict]:
+    runs = []
+    for root in roots:
+        for path in sorted(glob.glob(os.path.join(root, "**", "results.json"), recursive=True)):
+            with open(path, encoding="utf-8") as f:
+                run = json.load(f)
+            run["dir"] = os.path.dirname(path)
+            bfcl = os.path.join(run["dir"], "bfcl", "scores.json")
+            if os.path.exists(bfcl):
+                with open(bfcl, encoding="utf-8") as f:
+                    run["bfcl"] = json.load(f)
+            runs.append(run)
+    return runs
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    a = np.asarray(values, float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0, len(a)
+
+
+def cell(values: list[float], latex: bool = False) -> str:
+    if not values:
+        return "–"
+    m, s, n = mean_std(values)
+    pm = r"$\pm$" if latex else "±"
+    return f"{100 * m:.1f} {pm} {100 * s:.1f}" if n > 1 else f"{100 * m:.1f}"
+
+
+def render(header: list[str], rows: list[list[str]], latex: bool) -> str:
+    if latex:
+        lines = [r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}", r"\toprule",
+                 " & ".join(header) + r" \\", r"\midrule"]
+        lines += [" & ".join(r) + r" \\" for r in rows]
+        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def tables(runs: list[dict], latex: bool) -> str:
+    by_reward: dict[str, list[dict]] = defaultdict(list)
+    for run in runs:
+        by_reward[run.get("reward", "?")].append(run)
+    main_runs = by_reward.get("graduated") or next(iter(by_reward.values()))
+    bfcl_keys = sorted({k for r in runs for k in r.get("bfcl", {})})
+    header = ["stage"] + [m.replace("_", " ") for m in METRICS]
+    rows = [[stage] + [cell([r["evaluations"][stage][m] for r in main_runs if stage in r["evaluations"]], latex)
+                       for m in METRICS] for stage in STAGES]
+    seeds = sorted({r["seed"] for r in main_runs})
+    out = [f"Main table: held-out metrics (%), reward={main_runs[0].get('reward')}, seeds {seeds}", "",
+           render(header, rows, latex), ""]
+    header = ["reward"] + [f"RL {m.replace('_', ' ')}" for m in METRICS] + [f"BFCL {k}" for k in bfcl_keys]
+    rows = []
+    for reward, group in sorted(by_reward.items()):
+        rows.append([reward] + [cell([r["evaluations"]["rl"][m] for r in group if "rl" in r["evaluations"]], latex)
+                                for m in METRICS]
+                    + [cell([r["bfcl"][k] for r in group if k in r.get("bfcl", {})], latex) for k in bfcl_keys])
+    out += ["Ablation: held-out metrics after RL (%), mean ± std over seeds", "", render(header, rows, latex), ""]
+    return "\n".join(out)
+
+
+def plot_curves(runs: list[dict], out_png: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    by_reward: dict[str, list[list[float]]] = defaultdict(list)
+    for run in runs:
+        path = os.path.join(run["dir"], "metrics.jsonl")
+        if os.path.exists(path):
+            curve = [m["reward"] for m in read_metrics(path) if m.get("phase") == "rl"]
+            if curve:
+                by_reward[run.get("reward", "?")].append(curve)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for reward, curves in sorted(by_reward.items()):
+        n = min(len(c) for c in curves)
+        a = np.asarray([c[:n] for c in curves])
+        steps = np.arange(1, n + 1)
+        ax.plot(steps, a.mean(0), label=f"{reward} ({len(curves)} seeds)")
+        ax.fill_between(steps, a.min(0), a.max(0), alpha=0.2)
+    ax.set(xlabel="RL step", ylabel="training reward (own definition)", title="Learning curves")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("roots", nargs="*", help="folders holding run directories (default: newest under multirun/)")
+    ap.add_argument("--out", help="where to write the tables and plot (default: the first folder)")
+    args = ap.parse_args(argv)
+    roots = args.roots or sorted(glob.glob(os.path.join("multirun", "*", "*")))[-1:]
+    if not roots:
+        raise SystemExit("no run folders given and none under multirun/; run a sweep first "
+                         "(python -m experiments.run -m reward=graduated,atomic_only,orchestration_only,binary seed=0,1,2)")
+    runs = find_runs(roots)
+    if not runs:
+        raise SystemExit(f"no results.json under {roots}: those runs did not finish")
+    out = args.out or roots[0]
+    os.makedirs(out, exist_ok=True)
+    for name, latex in (("tables.md", False), ("tables.tex", True)):
+        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+            f.write(tables(runs, latex))
+    plot_curves(runs, os.path.join(out, "learning_curves.png"))
+    print(tables(runs, latex=False))
+    print(f"wrote tables.md, tables.tex and learning_curves.png to {out} ({len(runs)} runs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Run with 2 emulated CPU devices: one update with the batch sharded over a 2-device mesh equals
+the same update on a 1-device mesh. Prints the largest parameter difference."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from orchestra.model.config import ModelConfig
+from orchestra.model.modeling import init_model
+from orchestra.rl.learner import Learner, LossConfig, make_optimizer, update_step
+
+algorithm = sys.argv[1]
+assert jax.device_count() == 2, jax.devices()
+config = ModelConfig(model_type="qwen2", vocab_size=64, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
+                     intermediate_size=64, max_position_embeddings=128, dtype="float32")
+rng = np.random.default_rng(0)
+b, t = 4, 32
+batch = {
+    "tokens": rng.integers(0, 64, (b, t)).astype(np.int32),
+    "loss_mask": (rng.random((b, t)) < 0.6).astype(np.int32),
+    "segment_ids": np.ones((b, t), np.int32),
+    "old_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
+    "ref_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
+    "advantages": rng.normal(size=(b,) if algorithm == "grpo" else (b, t - 1)).astype(np.float32),
+}
+if algorithm == "ppo":
+    batch["returns"] = rng.normal(size=(b, t - 1)).astype(np.float32)
+    batch["old_values"] = rng.normal(size=(b, t - 1)).astype(np.float32)
+cfg = LossConfig(algorithm=algorithm, entropy_coef=0.01)
+
+
+def updated(devices):
+    mesh = jax.make_mesh((len(devices),), ("data",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
+    learner = Learner(init_model(config, 0), with_value_head=algorithm == "ppo")
+    optimizer = make_optimizer(learner, 1e-2, 1, 10, 0.0, 1.0)
+    for module in (learner, optimizer):
+        nnx.update(module, jax.device_put(nnx.state(module), NamedSharding(mesh, P())))
+    placed = {k: jax.device_put(v, NamedSharding(mesh, P("data"))) for k, v in batch.items()}
+    metrics = update_step(learner, optimizer, placed, cfg)
+    assert placed["tokens"].sharding.num_devices == len(devices)
+    return jax.tree.leaves(nnx.to_pure_dict(nnx.state(learner))), float(metrics["loss"])
+
+
+sharded, loss2 = updated(jax.devices())
+single, loss1 = updated(jax.devices()[:1])
+diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(sharded, single))
+print(f"max_param_diff={diff:.3e} loss_diff={abs(loss1 - loss2):.3e}")

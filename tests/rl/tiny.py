@@ -1,0 +1,65 @@
+"""A tiny tool ecosystem, tokenizer and policy for fast trainer tests."""
+
+from __future__ import annotations
+
+from orchestra.data.types import CacheEntry, Call, ParamSpec, Step, Task, ToolSpec
+from orchestra.env.build import Environment
+from orchestra.env.codec import format_tool_call
+from orchestra.env.env import EnvConfig
+from orchestra.env.views import ResponseView, ToolView
+from orchestra.model.chat import CHAT_TEMPLATE
+from orchestra.model.config import ModelConfig
+from orchestra.model.modeling import init_model
+from orchestra.model.tokenizer import build_tokenizer
+from orchestra.rl.learner import LossConfig
+from orchestra.rl.rollout import RolloutConfig
+from orchestra.rl.trainer import TrainConfig, Trainer
+
+TOOLS = {
+    "get_weather": ToolSpec("get_weather", "Weather of a city.", (ParamSpec("city", "string"),), ("city",)),
+    "get_time": ToolSpec("get_time", "Local time of a city.", (ParamSpec("city", "string"),), ("city",)),
+}
+CITIES = ["Paris", "Rome", "Oslo", "Lima"]
+
+
+def tasks() -> list[Task]:
+    out = []
+    for i, city in enumerate(CITIES):
+        call = Call("get_weather", {"city": city})
+        out.append(Task(f"t{i}", f"What is the weather in {city}?",
+                        (Step(0, call, (), {"status": True, "data": {"sky": "clear"}}, True),),
+                        ("get_weather", "get_time")))
+    return out
+
+
+def entries() -> list[CacheEntry]:
+    return [CacheEntry(s.call.function, s.call.arguments, s.response) for t in tasks() for s in t.steps]
+
+
+def tokenizer():
+    corpus = [t.query for t in tasks()] + [format_tool_call(s.call) for t in tasks() for s in t.steps]
+    corpus += ["What is the local time in the city?", "All requested steps are done; the results are above."]
+    return build_tokenizer(corpus * 3, vocab_size=400, chat_template=CHAT_TEMPLATE, digit_group=1)
+
+
+def model(vocab: int, seed: int = 0):
+    config = ModelConfig(model_type="qwen2", vocab_size=vocab, hidden_size=32, num_layers=2, num_heads=2,
+                         num_kv_heads=1, intermediate_size=64, max_position_embeddings=1024, dtype="float32")
+    return init_model(config, seed)
+
+
+def environment(tok) -> Environment:
+    return Environment.build(TOOLS, entries(), tokenize=lambda s: tok.encode(s, add_special_tokens=False),
+                             config=EnvConfig(max_turns=2, max_calls=4, max_calls_per_turn=2),
+                             view=ResponseView(max_chars=80))
+
+
+def trainer(tok, run_dir: str, steps: int = 3, seed: int = 0, algorithm: str = "grpo", lr: float = 1e-3,
+            policy=None, **rollout) -> Trainer:
+    from orchestra.reward import RewardConfig
+    rollout_cfg = RolloutConfig(**{"group_size": 4, "max_turns": 2, "turn_tokens": 24,
+                                   "max_episode_tokens": 512, **rollout})
+    return Trainer(policy or model(len(tok), seed), tok, environment(tok), ToolView(), tasks(), RewardConfig(),
+                   LossConfig(algorithm=algorithm), rollout_cfg,
+                   TrainConfig(steps=steps, tasks_per_step=2, minibatch_size=4, lr=lr, warmup_steps=1,
+                               checkpoint_every=1, checkpoint_keep=3, seed=seed, length_bucket=64), run_dir)
