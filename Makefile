@@ -7,10 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install clean
 
+BFCL_EVAL := bfcl-eval==2026.3.23
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,bfcl]'
+	# bfcl-eval pins numpy 1.26, which jax cannot use: its own dependencies are the `bfcl` extra.
+	$(PY) -m pip install --quiet --no-deps $(BFCL_EVAL)
 	touch $(STAMP)
 
 install: $(STAMP)
