@@ -207,13 +207,20 @@ def install_chat_template(tokenizer) -> None:
 
 
 def load_tokenizer(path: str | Path):
-    """`AutoTokenizer` from a local checkpoint directory, with CHAT_TEMPLATE installed."""
-    from transformers import AutoTokenizer
+    """The tokenizer of a local checkpoint directory, with CHAT_TEMPLATE installed.
+
+    With a `tokenizer.json` the fast tokenizer is loaded from it as saved: `AutoTokenizer` would pick
+    a class from config.json's model_type (e.g. Qwen2Tokenizer), whose own pre-tokenisation differs
+    from a tokenizer trained here."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory {str(path)!r} does not exist")
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if (path / "tokenizer.json").is_file():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
     install_chat_template(tokenizer)
     return tokenizer
 

@@ -168,3 +168,17 @@ def test_save_and_load_round_trip(tok, corpus, tmp_path):
     assert loaded.chat_template == template
     rendered = loaded.apply_chat_template([{"role": "user", "content": "hi 12"}], tokenize=False)
     assert rendered == "<|im_start|>user\nhi 12<|im_end|>\n"
+
+
+def test_load_tokenizer_keeps_the_saved_tokenizer_beside_a_qwen2_config(tmp_path):
+    import json
+
+    from orchestra.model.chat import CHAT_TEMPLATE, load_tokenizer
+    from orchestra.model.tokenizer import build_tokenizer, save_tokenizer
+
+    tok = build_tokenizer(["Find flights from Rome to Oslo on 2024-11-15.", '{"city": "Lima"}'] * 5, 1500,
+                          CHAT_TEMPLATE)
+    save_tokenizer(tok, str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    text = 'Weather in Lima? <tool_call>\n{"name": "w", "arguments": {"city": "Lima"}}\n</tool_call>'
+    assert load_tokenizer(tmp_path).encode(text, add_special_tokens=False) == tok.encode(text, add_special_tokens=False)
