@@ -21,7 +21,7 @@ import numpy as np
 from orchestra.data.booking import load_booking
 from orchestra.data.paths import resolve_data_root
 from orchestra.env.cache import ApiCache, CacheTable
-from orchestra.env.canonical import canonical_key, hash64, split_hash
+from orchestra.data.canonical import canonical_key, hash64, split_hash
 
 
 def best_of(fn, repeats=5):

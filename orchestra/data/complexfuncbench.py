@@ -46,7 +46,7 @@ from orchestra.data.errors import DataError
 from orchestra.data.io import read_jsonl, require
 from orchestra.data.schemas import parse_tool
 from orchestra.data.types import Call, CacheEntry, Step, Task, ToolSpec
-from orchestra.env.canonical import normalise_value
+from orchestra.data.canonical import normalise_value
 
 SOURCE = "ComplexFuncBench"
 _MIN_STRING = 3     # shorter strings ("US", "en") are too common to mean anything

@@ -27,7 +27,7 @@ from orchestra.data.schemas import load_tools
 from orchestra.data.serialize import write_jsonl, write_tasks_jsonl
 from orchestra.data.types import CacheEntry, ToolSpec
 # The cache's own notion of "the same call"; canonical.py depends on nothing in orchestra.
-from orchestra.env.canonical import canonical_key
+from orchestra.data.canonical import canonical_key
 
 
 def load_calls(path: str | os.PathLike, tools: dict[str, ToolSpec] | None = None) -> list[CacheEntry]:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from orchestra.data.types import CacheEntry
-from orchestra.env.canonical import canonical_key, hash64, split_hash
+from orchestra.data.canonical import canonical_key, hash64, split_hash
 
 
 def response_succeeded(response) -> bool:

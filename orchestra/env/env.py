@@ -26,7 +26,7 @@ import numpy as np
 
 from orchestra.data.types import ToolSpec
 from orchestra.env.cache import ApiCache, CacheTable
-from orchestra.env.canonical import canonical_key, hash64, split_hash
+from orchestra.data.canonical import canonical_key, hash64, split_hash
 from orchestra.env.codec import TOOL_RESPONSE_CLOSE, TOOL_RESPONSE_OPEN, ParsedCall, parse_tool_calls
 from orchestra.env.validators import ErrorTable, error_row
 from orchestra.env.views import ResponseView

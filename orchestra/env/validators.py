@@ -28,7 +28,7 @@ import json
 import re
 
 from orchestra.data.types import Call, ParamSpec, ToolSpec
-from orchestra.env.canonical import normalise_value
+from orchestra.data.canonical import normalise_value
 from orchestra.env.codec import ParseError, ParsedCall
 
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from orchestra.data.booking import Ecosystem, cache_entries_from_tasks
 from orchestra.data.types import CacheEntry, Call, Task, ToolSpec
-from orchestra.env.canonical import canonical_key, normalise_arguments
+from orchestra.data.canonical import canonical_key, normalise_arguments
 from orchestra.env.codec import parse_tool_calls
 from orchestra.env.validators import ErrorTable, validate
 from orchestra.env.views import ResponseView, ToolView

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from orchestra.data.types import Task, ToolSpec
-from orchestra.env.canonical import hash64, split_hash
+from orchestra.data.canonical import hash64, split_hash
 from orchestra.env.codec import ParsedCall
 from orchestra.reward.reference import (counts_as_call, given_arguments, number_value, parse_rollout,
                                         reward_call, standardise_string, value_type)

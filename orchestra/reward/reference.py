@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 
 from orchestra.data.types import Call, Task
 from orchestra.env.cache import response_succeeded
-from orchestra.env.canonical import canonical_key
+from orchestra.data.canonical import canonical_key
 from orchestra.env.codec import ParseError, ParsedCall, format_observation, format_tool_call, parse_tool_calls
 from orchestra.reward.config import RewardConfig
 

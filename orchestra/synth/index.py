@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from orchestra.env.cache import ApiCache
-from orchestra.env.canonical import normalise_value
+from orchestra.data.canonical import normalise_value
 
 
 def value_key(value) -> str:

@@ -10,7 +10,7 @@ from orchestra.data.booking import load_exact_match_values, load_tasks, load_tem
 from orchestra.data.errors import DataError
 from orchestra.data.io import read_jsonl
 from orchestra.data.schemas import load_tools
-from orchestra.env.canonical import canonical_key
+from orchestra.data.canonical import canonical_key
 
 
 def test_real_booking_folder_has_documented_counts(booking):

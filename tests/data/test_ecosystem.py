@@ -10,7 +10,7 @@ from orchestra.data.booking import load_booking
 from orchestra.data.ecosystem import load_calls, load_ecosystem, save_ecosystem, write_calls_jsonl
 from orchestra.data.errors import DataError
 from orchestra.data.types import CacheEntry
-from orchestra.env.canonical import canonical_key
+from orchestra.data.canonical import canonical_key
 
 
 def test_booking_saved_as_ecosystem_loads_back_the_same(booking, tmp_path):

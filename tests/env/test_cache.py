@@ -5,7 +5,7 @@ import pytest
 
 from orchestra.data.types import CacheEntry
 from orchestra.env.cache import ApiCache, CacheConflictError, CacheTable, HashCollisionError, response_succeeded
-from orchestra.env.canonical import canonical_key, hash64, split_hash
+from orchestra.data.canonical import canonical_key, hash64, split_hash
 
 
 def query(function, arguments):

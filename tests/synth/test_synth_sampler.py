@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from orchestra.data.types import DependencyArg, TemplateStep, WorkflowTemplate
-from orchestra.env.canonical import normalise_value
+from orchestra.data.canonical import normalise_value
 from orchestra.synth.index import value_key
 from orchestra.synth.sampler import DrawStats, chain_ok, count_chains, sample_chain, step_domains
 

@@ -1,6 +1,6 @@
 import pytest
 
-from orchestra.env.canonical import canonical_key, hash64, normalise_arguments, split_hash
+from orchestra.data.canonical import canonical_key, hash64, normalise_arguments, split_hash
 
 
 def test_null_arguments_are_dropped():
