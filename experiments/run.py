@@ -33,6 +33,7 @@ from orchestra.data.serialize import write_tasks_jsonl
 from orchestra.env.config import environment_from_config
 from orchestra.eval import eval_config, evaluate
 from orchestra.model.chat import CHAT_TEMPLATE, load_tokenizer
+from orchestra.model.loader import save_model
 from orchestra.model.presets import build_model
 from orchestra.reward import RewardConfig
 from orchestra.rl.config import rl_config
@@ -149,6 +150,7 @@ def main(cfg: DictConfig) -> None:
                        info=f"reward {m['reward']:.3f} (atomic {m['reward_atomic']:.2f}, orch {m['reward_orch']:.2f})"
                             f" kl {m['kl']:.4f} ent {m['entropy']:.2f} {m['tokens_per_second']:.0f} tok/s")
     trainer.save(force=True)
+    save_model(model, os.path.join(run_dir, "policy"), tokenizer)  # HF format: experiments.evaluate/serve load it
     run_eval("rl")
 
     table = results_table(evaluations)
