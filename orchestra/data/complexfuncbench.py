@@ -45,22 +45,13 @@ from orchestra.data.ecosystem import save_ecosystem
 from orchestra.data.errors import DataError
 from orchestra.data.io import read_jsonl, require
 from orchestra.data.schemas import parse_tool
-from orchestra.data.types import Call, CacheEntry, Step, Task, ToolSpec
+from orchestra.data.types import Call, CacheEntry, Step, Task, ToolSpec, response_succeeded
 from orchestra.data.canonical import normalise_value
 
 SOURCE = "ComplexFuncBench"
 _MIN_STRING = 3     # shorter strings ("US", "en") are too common to mean anything
 _MIN_WHOLE = 10     # smaller whole numbers are counts, not values handed on
 _MIN_DECIMALS = 3   # a float with this many decimals is a coordinate or a price, worth rounding to
-
-
-def response_success(response) -> bool:
-    """Not empty, no `error` key, `status` not false."""
-    if response is None or response == "" or response == [] or response == {}:
-        return False
-    if isinstance(response, dict):
-        return "error" not in response and response.get("status") is not False
-    return True
 
 
 # ---- dependency inference ------------------------------------------------------------------------
@@ -231,7 +222,7 @@ def parse_sample(obj: dict, *, path: str = "<memory>", line: int | None = None) 
 
     depends = infer_dependencies(calls, responses, turns, offered)
     candidates = tuple(offered)
-    steps = tuple(Step(i, c, depends[i], r, response_success(r), candidates)
+    steps = tuple(Step(i, c, depends[i], r, response_succeeded(r), candidates)
                   for i, (c, r) in enumerate(zip(calls, responses)))
     metadata = {"source": SOURCE, "turns": turns, "final_answer": final_answer}
     return Task(str(raw_id), query, steps, candidates, None, metadata), list(offered.values())

@@ -127,3 +127,14 @@ class WorkflowTemplate:
     @property
     def pattern(self) -> tuple[str, ...]:
         return tuple(s.function for s in self.steps)
+
+
+def response_succeeded(response) -> bool:
+    """A response counts as a success: present, not empty, no `error` key, `status` not false."""
+    if response is None:
+        return False
+    if isinstance(response, dict):
+        return bool(response) and "error" not in response and response.get("status") is not False
+    if isinstance(response, list | str):
+        return len(response) > 0
+    return True

@@ -18,19 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from orchestra.data.types import CacheEntry
+from orchestra.data.types import CacheEntry, response_succeeded
 from orchestra.data.canonical import canonical_key, hash64, split_hash
-
-
-def response_succeeded(response) -> bool:
-    """A recorded response counts as a success: present, not empty, no `error` key, `status` not false."""
-    if response is None:
-        return False
-    if isinstance(response, dict):
-        return bool(response) and "error" not in response and response.get("status") is not False
-    if isinstance(response, list | str):
-        return len(response) > 0
-    return True
 
 
 class CacheConflictError(ValueError):

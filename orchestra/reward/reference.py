@@ -51,7 +51,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from orchestra.data.types import Call, Task
-from orchestra.env.cache import response_succeeded
+from orchestra.data.types import response_succeeded
 from orchestra.data.canonical import canonical_key
 from orchestra.env.codec import ParseError, ParsedCall, format_observation, format_tool_call, parse_tool_calls
 from orchestra.reward.config import RewardConfig

@@ -10,7 +10,8 @@ import pytest
 from data_asserts import assert_located
 
 from orchestra.data.booking import load_booking, load_tasks
-from orchestra.data.complexfuncbench import infer_dependencies, load_complexfuncbench, main, response_success
+from orchestra.data.complexfuncbench import infer_dependencies, load_complexfuncbench, main
+from orchestra.data.types import response_succeeded
 from orchestra.data.ecosystem import load_calls, load_ecosystem
 from orchestra.data.errors import DataError
 from orchestra.data.io import read_jsonl
@@ -206,11 +207,11 @@ def test_command_on_bad_input_reports_and_writes_nothing(tmp_path, capsys):
 
 
 def test_success_rule():
-    assert response_success({"status": True, "data": []})
-    assert response_success([{"id": 1}])
-    assert not response_success({"status": False, "data": {}})
-    assert not response_success({"error": "nope", "status": True})
-    assert not any(response_success(r) for r in (None, "", [], {}))
+    assert response_succeeded({"status": True, "data": []})
+    assert response_succeeded([{"id": 1}])
+    assert not response_succeeded({"status": False, "data": {}})
+    assert not response_succeeded({"error": "nope", "status": True})
+    assert not any(response_succeeded(r) for r in (None, "", [], {}))
 
 
 def _tool(name, *params, enums=()):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from orchestra.data.types import CacheEntry
-from orchestra.env.cache import ApiCache, CacheConflictError, CacheTable, HashCollisionError, response_succeeded
+from orchestra.data.types import response_succeeded
+from orchestra.env.cache import ApiCache, CacheConflictError, CacheTable, HashCollisionError
 from orchestra.data.canonical import canonical_key, hash64, split_hash
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestra.data.types import Call
-from orchestra.env.cache import response_succeeded
+from orchestra.data.types import response_succeeded
 from orchestra.env.codec import ParseError, parse_tool_calls
 from orchestra.reward import RewardConfig, render_rollout
 from orchestra.reward.encode import value_hash_words
