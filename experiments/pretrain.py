@@ -478,8 +478,9 @@ def write_model_card(path: str, cfg: DictConfig, command: str, n_params: int, st
         f" tokens/s), plus {state['compile_seconds'] / 60:.1f} min of first steps at new shapes (compiling); "
         f"evaluation: {state['eval_seconds'] / 60:.1f} min",
         f"- examples by skill: {dict(state['skill_counts'])}",
-        f"- data: {n_train} training tasks, {n_held} held-out tasks, split by values "
-        "(no held-out argument value appears in a training task or a curriculum example)",
+        f"- data: {n_train} training tasks, {n_held} held-out tasks, split by values: no held-out argument "
+        "value is an argument of a training call or a value the curriculum generates (recorded responses of "
+        "training tasks may still mention one)",
         "",
         "## Held-out scores (final)",
         "Golden-path replay, no judge (a strict lower bound):",
