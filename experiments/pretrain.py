@@ -38,7 +38,6 @@ import json
 import math
 import os
 import pickle
-import re
 import shlex
 import sys
 import time
@@ -58,9 +57,9 @@ from tqdm import tqdm
 from orchestra.data.booking import load_booking
 from orchestra.data.paths import resolve_data_root
 from orchestra.data.types import Task
-from orchestra.data.canonical import normalise_value
 from orchestra.env.views import ResponseView, ToolView
 from orchestra.eval import eval_config, evaluate
+from orchestra.eval.metrics import copy_accuracy, value_source
 from orchestra.model.chat import assistant_body, chat_segments, install_chat_template, load_tokenizer
 from orchestra.model.loader import save_model
 from orchestra.model.modeling import init_model
@@ -72,7 +71,7 @@ from orchestra.rl.episodes import gold_messages, tool_schemas
 from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy
 from orchestra.rl.sft import TokenBatch, next_token_loss, pad_batch
-from orchestra.synth import SplitConfig, SynthConfig, split_tasks, synthesize
+from orchestra.synth import SynthConfig, split_tasks, synthesize, write_seen_values
 
 SYNTH_ONLY_KEYS = ("seed", "output_dir", "formats", "dataset_name")  # the synth group's CLI-only keys
 DATA_CACHE_VERSION = 1
@@ -252,56 +251,6 @@ def train_step(model, optimizer: nnx.Optimizer, tokens, loss_mask, segment_ids, 
 
 # ---- measurements ----------------------------------------------------------------------------------
 
-def dependent_args(task: Task, index: int) -> set[str]:
-    """Arguments of step `index` that the gold call reads from an earlier response."""
-    step = task.steps[index]
-    names = {name for name, _, _ in step.dependency_args}
-    md = task.metadata if isinstance(task.metadata, dict) else {}
-    listed = md.get("dependency_args")
-    if isinstance(listed, list) and index < len(listed) and isinstance(listed[index], dict):
-        names |= set(listed[index])
-    return names
-
-
-def value_source(task: Task, index: int, name: str, value) -> str:
-    """'response' (read from an earlier response), 'query' (stated verbatim in the request) or
-    'other' (neither: a default or a value the model has to compose)."""
-    if name in dependent_args(task, index):
-        return "response"
-    text = value if isinstance(value, str) else json.dumps(value)
-    if text and re.search(rf"(?<!\w){re.escape(text)}(?!\w)", task.query):
-        return "query"
-    return "other"
-
-
-def _same(a, b) -> bool:
-    a, b = normalise_value(a), normalise_value(b)
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
-
-
-def copy_accuracy(tasks: Sequence[Task], samples: Sequence[dict]) -> dict:
-    """From evaluation samples: of the gold argument values of each source, in calls the model made
-    for that gold call (same function), how many it wrote exactly."""
-    by_id = {t.task_id: t for t in tasks}
-    hits, totals = Counter(), Counter()
-    for sample in samples:
-        task = by_id[sample["task_id"]]
-        for turn in sample["turns"]:
-            for entry in turn["calls"]:
-                i = entry.get("gold")
-                if i is None or entry.get("function") != task.steps[i].call.function:
-                    continue
-                pred = entry.get("arguments") or {}
-                for name, value in task.steps[i].call.arguments.items():
-                    if value is None:
-                        continue
-                    source = value_source(task, i, name, value)
-                    totals[source] += 1
-                    hits[source] += int(name in pred and _same(pred[name], value))
-    return {s: {"exact": hits[s] / totals[s] if totals[s] else None, "values": totals[s]}
-            for s in ("query", "response", "other")}
-
-
 def _value_spans(call_text: str, arguments: dict) -> list[tuple[str, object, int, int]]:
     """(name, value, start, end) of each top-level argument's text inside a rendered call (for a
     string, inside its quotes), following json.dumps' default separators."""
@@ -462,13 +411,14 @@ def write_model_card(path: str, cfg: DictConfig, command: str, n_params: int, st
 
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.1f}%"
+    data = ("a curriculum of copy skills (repeat, fill arguments from a request, extract a response field by "
+            "path, dates and times) mixed with whole synthesised tool-call episodes (`orchestra.rl.curriculum`)"
+            if cfg.curriculum.enabled else "whole synthesised tool-call episodes (the curriculum was off)")
     lines = [
         "# orchestra small policy, pretrained from scratch",
         "",
         "A Qwen2-layout decoder trained from random initialisation with supervised next-token loss on the",
-        "policy's own tokens, on a curriculum of copy skills (repeat, fill arguments from a request, extract",
-        "a response field by path, dates and times) mixed with whole synthesised tool-call episodes",
-        "(`orchestra.rl.curriculum`). Made by `experiments/pretrain.py`.",
+        f"policy's own tokens, on {data}. Made by `experiments/pretrain.py`.",
         "",
         "## Size and training",
         f"- parameters: {n_params:,} ({cfg.model.preset} preset, overrides {model_overrides(cfg)})",
@@ -695,6 +645,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict:
     final = measure(bool(cfg.eval.final_tasks), final_tasks)
     out_dir = os.path.join(run_dir, "model")
     save_model(model, out_dir, tokenizer)
+    write_seen_values(out_dir, train_tasks)  # later splits never hold out what the base trained on
     write_model_card(out_dir, cfg, command, n_params, state, final, data_report, len(train_tasks), len(held_out))
     summary = {"state": state, "final": final, "stop_reason": stop_reason, "params": n_params,
                "train_tasks": len(train_tasks), "held_out_tasks": len(held_out), "episodes_fit": len(fits)}

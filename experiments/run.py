@@ -32,6 +32,7 @@ from orchestra.data.paths import resolve_data_root
 from orchestra.data.serialize import write_tasks_jsonl
 from orchestra.env.config import environment_from_config
 from orchestra.eval import eval_config, evaluate
+from orchestra.eval.metrics import copy_accuracy
 from orchestra.model.chat import CHAT_TEMPLATE, load_tokenizer
 from orchestra.model.loader import save_model
 from orchestra.model.presets import build_model
@@ -41,17 +42,24 @@ from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy
 from orchestra.rl.sft import run_sft
 from orchestra.rl.trainer import Trainer
-from orchestra.synth import SynthConfig, split_tasks, synthesize
+from orchestra.synth import SynthConfig, read_seen_values, split_tasks, synthesize
 
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
+# gold argument values written exactly, by where they come from: the request, an earlier response
+COPY_METRICS = ("copy_query", "copy_response")
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def load_policy(model_cfg, eco, vocab_size: int, seed: int, console: Console):
-    """(model, tokenizer, description) from `model.path`, or a random preset with a built tokenizer."""
+    """(model, tokenizer, description, seen values) from `model.path`, or a random preset with a
+    built tokenizer. Seen values: the argument values the checkpoint was trained on, if it says."""
     if model_cfg.path:
         path = hydra.utils.to_absolute_path(model_cfg.path)
         model = build_model(model_cfg.preset, path, model_cfg.dtype)
-        return model, load_tokenizer(path), f"{model_cfg.preset} from {path}"
+        return model, load_tokenizer(path), f"{model_cfg.preset} from {path}", read_seen_values(path)
     from experiments.build_tokenizer import corpus_from_ecosystem
     from orchestra.model.tokenizer import build_tokenizer
     console.print(f"[yellow]model.path is null: training a randomly initialised '{model_cfg.preset}' policy "
@@ -61,7 +69,7 @@ def load_policy(model_cfg, eco, vocab_size: int, seed: int, console: Console):
     if model.config.vocab_size < len(tokenizer):
         raise ValueError(f"model.preset {model_cfg.preset!r} has {model.config.vocab_size} embeddings but the "
                          f"tokenizer has {len(tokenizer)} tokens; lower tokenizer_vocab")
-    return model, tokenizer, f"{model_cfg.preset}, random init, tokenizer of {len(tokenizer)} tokens"
+    return model, tokenizer, f"{model_cfg.preset}, random init, tokenizer of {len(tokenizer)} tokens", set()
 
 
 def progress_bar(console: Console) -> Progress:
@@ -70,9 +78,10 @@ def progress_bar(console: Console) -> Progress:
 
 
 def results_table(evaluations: dict[str, dict]) -> str:
-    lines = ["| stage | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    columns = METRICS + COPY_METRICS
+    lines = ["| stage | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for stage, summary in evaluations.items():
-        lines.append(f"| {stage} | " + " | ".join(f"{summary[m]:.3f}" for m in METRICS) + " |")
+        lines.append(f"| {stage} | " + " | ".join(_fmt(summary.get(m)) for m in columns) + " |")
     return "\n".join(lines)
 
 
@@ -91,7 +100,7 @@ def main(cfg: DictConfig) -> None:
     t_start = time.perf_counter()
 
     eco = load_booking(resolve_data_root(cfg.data.root))
-    model, tokenizer, description = load_policy(cfg.model, eco, cfg.tokenizer_vocab, cfg.seed, console)
+    model, tokenizer, description, seen_values = load_policy(cfg.model, eco, cfg.tokenizer_vocab, cfg.seed, console)
     console.print(f"[bold]policy[/] {description}; {model.config.num_parameters() / 1e6:.1f}M parameters; "
                   f"{jax.device_count()} device(s): {jax.devices()[0].platform}")
     env, tool_view = environment_from_config(plain["env"], eco,
@@ -100,13 +109,16 @@ def main(cfg: DictConfig) -> None:
     # The synth group's run settings (its own seed, output folder, formats) belong to experiments.synthesize.
     synth_cfg = SynthConfig.from_dict({k: v for k, v in plain["synth"].items() if k not in RUN_KEYS})
     synth = synthesize(eco, synth_cfg, seed=cfg.seed)
-    split = split_tasks(synth.tasks, synth_cfg.split, seed=cfg.seed)
+    # Held-out tasks use no value seen in training, the policy's pretraining included.
+    split = split_tasks(synth.tasks, synth_cfg.split, seed=cfg.seed, seen_values=seen_values)
     held_out = split.held_out[: cfg.eval_tasks]
     write_tasks_jsonl(split.train, os.path.join(run_dir, "train_tasks.jsonl"))
     write_tasks_jsonl(held_out, os.path.join(run_dir, "held_out_tasks.jsonl"))
     console.print(f"[bold]tasks[/] {len(synth.tasks)} synthesized -> {len(split.train)} train, "
                   f"{len(split.held_out)} held out by {split.report.get('by', 'values')} "
-                  f"({len(held_out)} evaluated)")
+                  f"({len(held_out)} evaluated"
+                  + (f"; {split.report['eligible_for_held_out']} tasks use no value the checkpoint was trained on"
+                     if seen_values else "") + ")")
     if not split.train or not held_out:
         raise ValueError("synthesis left no train or no held-out tasks; raise synth.count or change synth.split")
 
@@ -116,11 +128,14 @@ def main(cfg: DictConfig) -> None:
 
     def run_eval(stage: str):
         policy.update(model)
-        summary, _ = evaluate(policy, held_out, eco.tools, evaluation, exact_match=eco.exact_match,
-                              out_dir=os.path.join(run_dir, "eval", stage))
-        evaluations[stage] = summary["overall"]
-        logger.log({f"eval_{stage}_{m}": summary["overall"][m] for m in METRICS}, step=0)
-        console.print(f"[bold]held-out ({stage})[/] " + ", ".join(f"{m} {summary['overall'][m]:.3f}" for m in METRICS))
+        summary, samples = evaluate(policy, held_out, eco.tools, evaluation, exact_match=eco.exact_match,
+                                    out_dir=os.path.join(run_dir, "eval", stage))
+        copy = copy_accuracy(held_out, samples)
+        evaluations[stage] = {**summary["overall"], "copy_query": copy["query"]["exact"],
+                              "copy_response": copy["response"]["exact"], "copy": copy}
+        logger.log({f"eval_{stage}_{m}": evaluations[stage][m] for m in METRICS + COPY_METRICS}, step=0)
+        console.print(f"[bold]held-out ({stage})[/] " + ", ".join(
+            f"{m} {_fmt(evaluations[stage][m])}" for m in METRICS + COPY_METRICS))
 
     trainer = Trainer(model, tokenizer, env, tool_view, split.train, reward, rl.loss, rl.rollout, rl.train,
                       run_dir, logger)
@@ -167,10 +182,10 @@ def main(cfg: DictConfig) -> None:
     logger.close()
     out = Table(title="held-out evaluation")
     out.add_column("stage")
-    for m in METRICS:
+    for m in METRICS + COPY_METRICS:
         out.add_column(m)
     for stage, summary in evaluations.items():
-        out.add_row(stage, *(f"{summary[m]:.3f}" for m in METRICS))
+        out.add_row(stage, *(_fmt(summary.get(m)) for m in METRICS + COPY_METRICS))
     console.print(out)
     console.print(f"{(time.perf_counter() - t_start) / 60:.1f} min; run directory: {run_dir}")
 

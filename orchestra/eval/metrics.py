@@ -12,9 +12,12 @@ Each is reported overall and per domain. A sample's domain comes from its gold f
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 
+from orchestra.data.canonical import normalise_value
 from orchestra.data.types import Task
 
 # Families of the Booking.com API, by function name (searched, first rule wins). Functions in no
@@ -116,3 +119,56 @@ def summarize(samples: Sequence[dict], judge: dict | None) -> dict:
         "by_domain": {d: _block([s for s in samples if s["domain"] == d]) for d in domains},
         "end_reasons": dict(sorted(reasons.items())),
     }
+
+
+# ---- copy accuracy by the source of a value ---------------------------------------------------
+
+def dependent_args(task: Task, index: int) -> set[str]:
+    """Arguments of step `index` that the gold call reads from an earlier response."""
+    step = task.steps[index]
+    names = {name for name, _, _ in step.dependency_args}
+    md = task.metadata if isinstance(task.metadata, dict) else {}
+    listed = md.get("dependency_args")
+    if isinstance(listed, list) and index < len(listed) and isinstance(listed[index], dict):
+        names |= set(listed[index])
+    return names
+
+
+def value_source(task: Task, index: int, name: str, value) -> str:
+    """'response' (read from an earlier response), 'query' (stated verbatim in the request) or
+    'other' (neither: a default or a value the model has to compose)."""
+    if name in dependent_args(task, index):
+        return "response"
+    text = value if isinstance(value, str) else json.dumps(value)
+    if text and re.search(rf"(?<!\w){re.escape(text)}(?!\w)", task.query):
+        return "query"
+    return "other"
+
+
+def _same_value(a, b) -> bool:
+    a, b = normalise_value(a), normalise_value(b)
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def copy_accuracy(tasks: Sequence[Task], samples: Sequence[dict]) -> dict:
+    """From evaluation samples (`orchestra.eval.evaluate`'s): of the gold argument values of each
+    source (`value_source`), in calls the model made for that gold call (same function), how many
+    it wrote exactly. {source: {"exact": share or None, "values": count}}."""
+    by_id = {t.task_id: t for t in tasks}
+    hits, totals = Counter(), Counter()
+    for sample in samples:
+        task = by_id[sample["task_id"]]
+        for turn in sample["turns"]:
+            for entry in turn["calls"]:
+                i = entry.get("gold")
+                if i is None or entry.get("function") != task.steps[i].call.function:
+                    continue
+                pred = entry.get("arguments") or {}
+                for name, value in task.steps[i].call.arguments.items():
+                    if value is None:
+                        continue
+                    source = value_source(task, i, name, value)
+                    totals[source] += 1
+                    hits[source] += int(name in pred and _same_value(pred[name], value))
+    return {s: {"exact": hits[s] / totals[s] if totals[s] else None, "values": totals[s]}
+            for s in ("query", "response", "other")}

@@ -6,13 +6,16 @@ trained only on whole episodes learns the JSON format and which function to call
 copying late, and until then it repeats memorised frequent values. The generators here produce
 short conversations, in the same chat format as the episodes, that exercise one skill each:
 
-- `repeat`:   say a value back verbatim (no tools).
+- `repeat`:   say one to six values back verbatim, in order (no tools).
 - `fill`:     a request states some argument values in prose; the answer is the tool call.
 - `extract`:  call A (arguments stated in the request), read its response, call B with the value
               found at a response path ("the id of the 2nd product", or the path itself).
 - `dates`:    a request gives "today" and dates/times in varied phrasings ("the day after
               tomorrow", "November 15", "15/11", "8 AM"); the call has them as YYYY-MM-DD / HH:MM.
 - `episodes`: whole gold episodes of synthesised tasks (`rl.episodes.gold_messages`).
+- `fresh`:    the same episodes with every value the episode shows and a call uses (not enums)
+              redrawn, consistently in the request, the responses and the calls: nothing to
+              recall, so the only way to write the calls is to copy.
 
 Values are drawn broadly so the model learns to copy rather than to memorise: pseudo-words built
 from syllables for names, and shipped argument values (of the *training* tasks only) and response
@@ -48,7 +51,7 @@ from orchestra.synth.index import value_strings
 from orchestra.synth.paths import format_path, is_wrapper, leaves, read_field
 from orchestra.synth.realise import format_value, ordinal, words
 
-SKILLS = ("repeat", "fill", "extract", "dates", "episodes")
+SKILLS = ("repeat", "fill", "extract", "dates", "episodes", "fresh")
 
 # Pseudo-word parts: generic European-looking syllables, so names tokenize into common pieces.
 _ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "pr", "r", "s",
@@ -420,6 +423,15 @@ class Curriculum:
     # -- skills --
 
     def repeat(self, rng: np.random.Generator) -> Example:
+        """Say back one to six values in order: the barest copy drill, many copied tokens per example."""
+        parts = [self._repeat_value(rng) for _ in range(int(rng.integers(1, 7)))]
+        text = _choice(rng, (" ", ", ", "; ")).join(parts)
+        ask = _choice(rng, ("Repeat exactly: {}", "Copy this value: {}", "Say back {} and nothing else.",
+                            "Write {} once more.", "Echo: {}"))
+        messages = [{"role": "user", "content": ask.format(text)}, {"role": "assistant", "content": text}]
+        return Example("repeat", messages, None, ((text, 0),))
+
+    def _repeat_value(self, rng: np.random.Generator) -> str:
         kind, text = int(rng.integers(4)), None
         if kind == 1:
             text = self.values.draw(lambda r: self.values.date(r).isoformat(), rng)
@@ -430,10 +442,7 @@ class Curriculum:
             text = None if text is None or len(text) > self.max_value_chars else text
         if text is None:
             text = self.values.draw(self.values.place, rng) or self.values.word(rng, 4)
-        ask = _choice(rng, ("Repeat exactly: {}", "Copy this value: {}", "Say back {} and nothing else.",
-                            "Write {} once more.", "Echo: {}"))
-        messages = [{"role": "user", "content": ask.format(text)}, {"role": "assistant", "content": text}]
-        return Example("repeat", messages, None, ((text, 0),))
+        return text
 
     def valid(self, example: Example) -> bool:
         """Every call the answer makes passes the schema validators (dates real, coordinates in
@@ -553,9 +562,44 @@ class Curriculum:
         return Example("episodes", gold_messages(task, self.view), tool_schemas(task, self.tools, self.tool_view),
                        meta={"task_id": task.task_id})
 
+    def fresh(self, rng: np.random.Generator) -> Example:
+        return self._retry(self._fresh, rng)
+
+    def _fresh(self, rng: np.random.Generator) -> Example:
+        task = self.tasks[int(rng.integers(len(self.tasks)))]
+        messages = gold_messages(task, self.view)
+        shown = "\n".join(m["content"] for m in messages if m["role"] in ("user", "tool"))
+        new_text: dict[str, str] = {}  # a value's text -> its redrawn text
+        for step in task.steps:
+            spec = self.tools.get(step.call.function)
+            for name, value in step.call.arguments.items():
+                param = spec.param(name) if spec else None
+                text = format_value(value)
+                if (isinstance(value, bool) or not isinstance(value, str | int | float) or param is None
+                        or param.enum or text in new_text or not 2 <= len(text) <= self.max_value_chars
+                        or not _occurs(text, shown)):
+                    continue
+                redrawn = self.values.draw(lambda r: self.values.like(value, r), rng)
+                if redrawn is not None and format_value(redrawn) != text:
+                    new_text[text] = format_value(redrawn)
+        if new_text:
+            pattern = re.compile("|".join(_bounded(t) for t in sorted(new_text, key=len, reverse=True)))
+            swap = lambda m: new_text[m.group(0)]  # noqa: E731
+            for m in messages:
+                if m["role"] in ("user", "tool"):
+                    m["content"] = pattern.sub(swap, m["content"])
+                for c in m.get("tool_calls") or []:
+                    args = c["function"]["arguments"]
+                    c["function"]["arguments"] = {
+                        k: (v if isinstance(v, bool) or format_value(v) not in new_text
+                            else new_text[format_value(v)] if isinstance(v, str) else json.loads(new_text[format_value(v)]))
+                        for k, v in args.items()}
+        return Example("fresh", messages, tool_schemas(task, self.tools, self.tool_view),
+                       meta={"task_id": task.task_id, "redrawn": new_text})
+
     def sample(self, skill: str, rng: np.random.Generator) -> Example:
         makers = {"repeat": self.repeat, "fill": self.fill, "extract": self.extract, "dates": self.dates,
-                  "episodes": self.episode}
+                  "episodes": self.episode, "fresh": self.fresh}
         if skill not in makers:
             raise ValueError(f"unknown curriculum skill {skill!r}; known: {list(SKILLS)}")
         return makers[skill](rng)
@@ -685,6 +729,15 @@ def draw_examples(curriculum: Curriculum, schedule: Schedule, progress: float, n
                   rng: np.random.Generator) -> list[Example]:
     """`n` conversations, skills drawn by the schedule's weights at `progress`."""
     return [curriculum.sample(skill, rng) for skill in schedule.draw(progress, n, rng)]
+
+
+def _bounded(text: str) -> str:
+    """A regex for `text` standing alone: not inside a longer word or number."""
+    return r"(?<![\w.])" + re.escape(text) + r"(?![\w]|\.\d)"
+
+
+def _occurs(text: str, within: str) -> bool:
+    return re.search(_bounded(text), within) is not None
 
 
 def value_texts(values: Iterable) -> set[str]:

@@ -63,8 +63,11 @@ class Learner(nnx.Module):
 
 def make_optimizer(learner: Learner, lr: float, warmup_steps: int, total_steps: int, weight_decay: float,
                    max_grad_norm: float, b2: float = 0.999) -> nnx.Optimizer:
-    """AdamW with gradient clipping and a linear-warmup, cosine-decay learning rate."""
-    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup_steps, 1), max(total_steps, warmup_steps + 1),
+    """AdamW with gradient clipping and a learning rate that rises linearly over `warmup_steps`
+    updates (from lr / warmup_steps, so the first update already moves) and then decays by cosine
+    to lr / 10 at `total_steps` updates."""
+    warmup = max(warmup_steps, 1)
+    schedule = optax.warmup_cosine_decay_schedule(lr / warmup, lr, warmup, max(total_steps, warmup + 1),
                                                   end_value=lr * 0.1)
     tx = optax.chain(optax.clip_by_global_norm(max_grad_norm),
                      optax.adamw(schedule, b2=b2, weight_decay=weight_decay))
@@ -96,7 +99,12 @@ def loss_fn(learner: Learner, batch: dict, cfg: LossConfig):
     pg, stats = clipped_policy_loss(logp, batch["old_logp"], batch["advantages"], mask, cfg.clip_low,
                                     cfg.clip_high, cfg.aggregation)
     kl = aggregate(kl_penalty(logp, batch["ref_logp"], cfg.kl_estimator), mask, cfg.aggregation)
-    entropy = aggregate(entropy_from_logits(logits), mask, cfg.aggregation)
+    # A term with coefficient 0 is only reported: no gradient through it (the entropy's is a full
+    # pass over the vocabulary per token).
+    entropy = aggregate(entropy_from_logits(logits if cfg.entropy_coef else jax.lax.stop_gradient(logits)), mask,
+                        cfg.aggregation)
+    if not cfg.kl_coef:
+        kl = jax.lax.stop_gradient(kl)
     loss = pg + cfg.kl_coef * kl - cfg.entropy_coef * entropy
     metrics = {"policy_loss": pg, "kl": kl, "entropy": entropy, **stats}
     if cfg.algorithm == "ppo":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from orchestra.model.chat import IM_END, encode_chat, stop_sequences
 from orchestra.model.modeling import Transformer

@@ -90,7 +90,8 @@ def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], vie
     if len(ids) < batch_size:
         raise ValueError(f"rl.sft: only {len(ids)} gold episodes fit max_len={max_len} "
                          f"({skipped} longer ones skipped); need at least batch_size={batch_size}")
-    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup_steps, 1), max(steps, warmup_steps + 1), lr * 0.1)
+    warmup = max(warmup_steps, 1)  # from lr / warmup_steps, so the first step already moves
+    schedule = optax.warmup_cosine_decay_schedule(lr / warmup, lr, warmup, max(steps, warmup + 1), lr * 0.1)
     optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule)),
                               wrt=nnx.Param)
     stream = batches(ids, masks, batch_size, np.random.default_rng(seed))

@@ -23,7 +23,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from orchestra.data.types import Task
 from orchestra.env.build import Environment
 from orchestra.env.views import ToolView
-from orchestra.model.chat import IM_END, stop_sequences
+from orchestra.model.chat import stop_sequences
 from orchestra.model.modeling import Transformer
 from orchestra.model.sampler import Sampler
 from orchestra.reward import RewardConfig, RewardVocab, encode_calls, encode_task, make_reward_fn, stack
@@ -49,7 +49,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     normalise_std: bool = True     # GRPO: divide by the group's standard deviation
-    length_bucket: int = 128       # pad sequence lengths to a multiple of this (few compiled shapes)
+    # GRPO: leave out of the update the rows of groups whose rewards are all equal (advantage 0: no
+    # policy gradient, only their KL term), so the update's compute goes where there is signal.
+    skip_zero_advantage: bool = True
+    length_bucket: int = 128       # minibatch lengths padded to this times a power of two (few compiled shapes)
     checkpoint_every: int = 10
     checkpoint_keep: int = 2
     seed: int = 0
@@ -65,9 +68,17 @@ def data_mesh() -> jax.sharding.Mesh:
     return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
+def padded_length(length: int, bucket: int) -> int:
+    """The smallest `bucket * 2**k` >= length: a handful of compiled shapes, at most 2x padding."""
+    out = bucket
+    while out < length:
+        out *= 2
+    return out
+
+
 def pad_rollouts(rollouts: Rollouts, bucket: int) -> dict[str, np.ndarray]:
     n = len(rollouts.tokens)
-    length = -(-max(len(t) for t in rollouts.tokens) // bucket) * bucket
+    length = padded_length(max(len(t) for t in rollouts.tokens), bucket)
     tokens = np.zeros((n, length), np.int32)
     mask = np.zeros((n, length), np.int32)
     segments = np.zeros((n, length), np.int32)
@@ -75,6 +86,33 @@ def pad_rollouts(rollouts: Rollouts, bucket: int) -> dict[str, np.ndarray]:
     for i, (t, m, lp) in enumerate(zip(rollouts.tokens, rollouts.loss_mask, rollouts.logprobs)):
         tokens[i, : len(t)], mask[i, : len(t)], segments[i, : len(t)], logp[i, : len(t)] = t, m, 1, lp
     return {"tokens": tokens, "loss_mask": mask, "segment_ids": segments, "old_logp": logp[:, 1:]}
+
+
+def minibatches(lengths: np.ndarray, keep: np.ndarray, size: int, bucket: int,
+                rng: np.random.Generator) -> list[tuple[np.ndarray, int]]:
+    """(rows, length) per minibatch over the rows `keep`: rows of similar length grouped together
+    (sorted by length, ties broken at random), each minibatch padded only to its own longest row
+    (`padded_length`), the minibatches in random order. A last short minibatch repeats row -1,
+    which `take_rows` turns into an all-padding row."""
+    order = keep[np.lexsort((rng.permutation(len(keep)), lengths[keep]))]
+    out = []
+    for start in range(0, len(order), size):
+        rows = order[start: start + size]
+        length = padded_length(int(lengths[rows].max()), bucket)
+        out.append((np.concatenate([rows, np.full(size - len(rows), -1)]), length))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def take_rows(batch: dict[str, np.ndarray], rows: np.ndarray, length: int) -> dict[str, np.ndarray]:
+    """Rows of a padded batch cut to `length` tokens; row -1 becomes padding (mask and segments 0)."""
+    out = {}
+    for k, v in batch.items():
+        width = length - 1 if k in ("old_logp", "advantages", "returns", "old_values") and v.ndim == 2 else length
+        part = v[np.maximum(rows, 0)][:, :width] if v.ndim == 2 else v[np.maximum(rows, 0)]
+        if k in ("loss_mask", "segment_ids"):
+            part = np.where((rows >= 0)[:, None], part, 0)
+        out[k] = part
+    return out
 
 
 class Trainer:
@@ -93,7 +131,10 @@ class Trainer:
         self._by_row = NamedSharding(self.mesh, P("data"))
         self.learner = Learner(policy, with_value_head=loss.algorithm == "ppo", seed=config.seed)
         self.reference = nnx.clone(policy)  # frozen: the KL anchor
-        self.optimizer = make_optimizer(self.learner, config.lr, config.warmup_steps, config.steps,
+        # the schedule counts updates: at most steps x epochs x minibatches per step (fewer when
+        # zero-advantage groups are skipped)
+        self.optimizer = make_optimizer(self.learner, config.lr, config.warmup_steps,
+                                        config.steps * config.epochs * (rows // config.minibatch_size),
                                         config.weight_decay, config.max_grad_norm)
         self._place_replicated()
         stops = [s for s in stop_sequences(tokenizer) if s != tokenizer.encode("</tool_call>", add_special_tokens=False)]
@@ -168,13 +209,17 @@ class Trainer:
         t2 = time.perf_counter()
 
         batch = pad_rollouts(rollouts, cfg.length_bucket)
-        dev = {k: jax.device_put(v, self._by_row) for k, v in batch.items()}
-        batch["ref_logp"] = np.asarray(sequence_log_probs(self.reference, dev["tokens"], dev["segment_ids"]))
+        lengths = np.array([len(t) for t in rollouts.tokens])
         mask = batch["loss_mask"][:, 1:]
+        keep = np.arange(len(rewards))
         if self.loss_cfg.algorithm == "grpo":
             groups = rewards.reshape(-1, self.rollout_cfg.group_size)
             batch["advantages"] = np.asarray(group_advantages(jnp.asarray(groups), cfg.normalise_std)).reshape(-1)
+            if cfg.skip_zero_advantage:
+                varied = groups.max(axis=1) > groups.min(axis=1)
+                keep = np.flatnonzero(np.repeat(varied, self.rollout_cfg.group_size))
         else:
+            dev = {k: jax.device_put(v, self._by_row) for k, v in batch.items()}
             values = np.asarray(sequence_values(self.learner, dev["tokens"], dev["segment_ids"]))
             adv, ret = ppo_targets(rewards, values, mask, self.loss_cfg)
             m = mask.astype(bool)
@@ -186,10 +231,10 @@ class Trainer:
         metrics_sum: dict[str, float] = {}
         n_updates = 0
         for _ in range(cfg.epochs):
-            order = rng.permutation(len(rewards))
-            for start in range(0, len(order), cfg.minibatch_size):
-                rows = order[start: start + cfg.minibatch_size]
-                mb = {k: jax.device_put(v[rows], self._by_row) for k, v in batch.items()}
+            for rows, length in minibatches(lengths, keep, cfg.minibatch_size, cfg.length_bucket, rng):
+                mb = {k: jax.device_put(v, self._by_row) for k, v in take_rows(batch, rows, length).items()}
+                # the frozen reference's log-probs, on exactly the minibatch's shape
+                mb["ref_logp"] = sequence_log_probs(self.reference, mb["tokens"], mb["segment_ids"])
                 out = jax.device_get(update_step(self.learner, self.optimizer, mb, self.loss_cfg))
                 for k, v in out.items():
                     metrics_sum[k] = metrics_sum.get(k, 0.0) + float(v)
@@ -198,7 +243,10 @@ class Trainer:
         t3 = time.perf_counter()
 
         self.step += 1
-        metrics = {k: v / n_updates for k, v in metrics_sum.items()}
+        # no update when every group's rewards were equal: the update's metrics are then NaN
+        metrics = {k: float("nan") for k in ("loss", "policy_loss", "kl", "entropy", "clip_fraction", "ratio_mean",
+                                             "grad_norm")}
+        metrics.update({k: v / max(n_updates, 1) for k, v in metrics_sum.items()})
         gen_tokens = rollouts.generated_tokens
         metrics.update(
             reward=float(rewards.mean()), reward_atomic=float(np.mean(breakdown.atomic)),
@@ -207,7 +255,8 @@ class Trainer:
             call_success=float(np.mean([np.mean(s) if s else 0.0 for s in rollouts.successes])),
             turns=float(rollouts.turns.mean()), seconds_rollout=t1 - t0, seconds_generate=rollouts.generate_seconds,
             seconds_env=rollouts.env_seconds, seconds_reward=t2 - t1, seconds_update=t3 - t2,
-            tokens_per_second=gen_tokens / max(rollouts.generate_seconds, 1e-9), sequence_length=batch["tokens"].shape[1])
+            tokens_per_second=gen_tokens / max(rollouts.generate_seconds, 1e-9), sequence_length=batch["tokens"].shape[1],
+            rows_updated=len(keep), updates=n_updates)
         if self.logger is not None:
             self.logger.log({"phase": "rl", **metrics}, self.step)
         self.save()

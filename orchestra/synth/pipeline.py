@@ -20,6 +20,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -399,7 +400,37 @@ def task_values(task: Task) -> set[str]:
     return {v for s in task.steps for a in s.call.arguments.values() for v in value_strings(a)}
 
 
-def split_tasks(tasks: list[Task], config: SplitConfig, seed: int) -> Split:
+SEEN_VALUES_FILE = "seen_values.json"  # in a checkpoint directory: the argument values it was trained on
+
+
+def write_seen_values(directory: str, tasks: Iterable[Task]) -> str:
+    """Record in a checkpoint directory the argument values of the tasks it was trained on, so a
+    later split (`read_seen_values` -> `split_tasks(seen_values=...)`) never holds them out."""
+    values = sorted(set().union(*(task_values(t) for t in tasks)))
+    path = os.path.join(directory, SEEN_VALUES_FILE)
+    with atomic_writer(path) as f:
+        json.dump({"about": "argument values (orchestra.synth.task_values form) of the tasks this checkpoint "
+                            "was trained on; orchestra never holds out a task that uses one",
+                   "values": values}, f, indent=0, ensure_ascii=False)
+    return path
+
+
+def read_seen_values(directory: str) -> set[str]:
+    """The values `write_seen_values` recorded in a checkpoint directory (empty if it has none)."""
+    path = os.path.join(directory, SEEN_VALUES_FILE)
+    if not os.path.exists(path):
+        return set()
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)["values"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: expected a JSON object with a 'values' list of strings ({e})") from e
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{path}: 'values' must be a list of strings")
+    return set(values)
+
+
+def split_tasks(tasks: list[Task], config: SplitConfig, seed: int, seen_values: Iterable[str] = ()) -> Split:
     """Train and held-out tasks (each in the input order).
 
     - seed: a random `held_out_fraction` of the tasks.
@@ -408,15 +439,25 @@ def split_tasks(tasks: list[Task], config: SplitConfig, seed: int) -> Split:
       than `common_value_share` of the tasks (a time like 08:00, adults=1) are ignored and listed in
       the report. Tasks that share a value with a held-out task but are not held out are dropped
       (counted in the report); the held-out set is grown to keep them few (`_hold_out_by_values`).
+
+    `seen_values`: argument values (`task_values` form) a policy saw before this split, e.g. in its
+    pretraining. A task using one (common values aside) is never held out, whatever `by` is, so the
+    held-out set may come out smaller than the fraction asks; the report counts the eligible tasks.
     """
     rng = np.random.default_rng(seed)
     n = len(tasks)
     target = int(round(config.held_out_fraction * n))
     report: dict = {"by": config.by, "seed": seed, "held_out_fraction": config.held_out_fraction}
+    usage = Counter(v for t in tasks for v in task_values(t))
+    common = sorted(v for v, c in usage.items() if c > config.common_value_share * n)
+    seen = set(seen_values) - set(common)
+    eligible = [not (task_values(t) & seen) for t in tasks]
+    if seen:
+        report["eligible_for_held_out"] = sum(eligible)
     held: set[int] = set()
     dropped: set[int] = set()
     if config.by == "seed":
-        held = {int(i) for i in rng.permutation(n)[:target]}
+        held = set([int(i) for i in rng.permutation(n) if eligible[i]][:target])
     elif config.by == "workflow":
         groups: dict[str, list[int]] = {}
         for i, t in enumerate(tasks):
@@ -426,13 +467,15 @@ def split_tasks(tasks: list[Task], config: SplitConfig, seed: int) -> Split:
         for j in rng.permutation(len(names)):
             if len(held) >= target:
                 break
-            held.update(groups[names[j]])
+            members = groups[names[j]]
+            if not any(eligible[i] for i in members):
+                continue
+            held.update(i for i in members if eligible[i])
+            dropped.update(i for i in members if not eligible[i])  # the workflow stays out of train
             chosen.append(names[j])
         report["held_out_workflows"] = sorted(chosen)
     else:
-        usage = Counter(v for t in tasks for v in task_values(t))
-        common = sorted(v for v, c in usage.items() if c > config.common_value_share * n)
-        held, dropped = _hold_out_by_values([task_values(t) - set(common) for t in tasks], target, rng)
+        held, dropped = _hold_out_by_values([task_values(t) - set(common) for t in tasks], target, rng, eligible)
         report.update({"common_values": common, "dropped": len(dropped)})
     train = [t for i, t in enumerate(tasks) if i not in held and i not in dropped]
     held_out = [t for i, t in enumerate(tasks) if i in held]
@@ -440,11 +483,13 @@ def split_tasks(tasks: list[Task], config: SplitConfig, seed: int) -> Split:
     return Split(train, held_out, report)
 
 
-def _hold_out_by_values(values: list[set[str]], target: int, rng) -> tuple[set[int], set[int]]:
-    """(held, dropped): `target` tasks held out such that every other task sharing a value with one
-    of them is dropped, grown greedily to drop few: start from a random task, then keep moving in
-    the dropped task that would drop the fewest new ones (so held-out sets are clusters of tasks
-    about the same things); when a cluster is exhausted, start again from a random task."""
+def _hold_out_by_values(values: list[set[str]], target: int, rng,
+                        eligible: Sequence[bool]) -> tuple[set[int], set[int]]:
+    """(held, dropped): up to `target` eligible tasks held out such that every other task sharing a
+    value with one of them is dropped, grown greedily to drop few: start from a random eligible task,
+    then keep moving in the eligible dropped task that would drop the fewest new ones (so held-out
+    sets are clusters of tasks about the same things); when a cluster is exhausted, start again from
+    a random eligible task; stop early when none is left."""
     by_value: dict[str, list[int]] = {}
     for i, vs in enumerate(values):
         for v in vs:
@@ -457,11 +502,14 @@ def _hold_out_by_values(values: list[set[str]], target: int, rng) -> tuple[set[i
     held: set[int] = set()
     dropped: set[int] = set()
     while len(held) < target:
-        if dropped:
-            i = min(dropped, key=lambda j: (len(neighbours(j) - held - dropped), rank[j]))
+        movable = [j for j in dropped if eligible[j]]
+        if movable:
+            i = min(movable, key=lambda j: (len(neighbours(j) - held - dropped), rank[j]))
             dropped.discard(i)
         else:
-            i = next(j for j in order if j not in held)
+            i = next((j for j in order if j not in held and j not in dropped and eligible[j]), None)
+            if i is None:
+                break
         held.add(i)
         dropped |= neighbours(i) - held
     return held, dropped

@@ -9,7 +9,7 @@ import pytest
 from orchestra.data.types import Call
 from orchestra.env.build import Environment
 from orchestra.env.codec import format_observation, format_tool_call
-from orchestra.env.env import EnvConfig, ToolEnv
+from orchestra.env.env import EnvConfig
 from orchestra.env.validators import ErrorKind, Problem
 
 TURNS = 8

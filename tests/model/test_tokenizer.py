@@ -11,7 +11,7 @@ from experiments.build_tokenizer import byte_level_bpe, copy_consistency
 from orchestra.env.codec import format_tool_call
 from orchestra.env.views import ResponseView
 from orchestra.model.tokenizer import (
-    ADDED_TOKENS, CONTROL_TOKENS, TOOL_TAGS, build_tokenizer, pieces, save_tokenizer)
+    ADDED_TOKENS, CONTROL_TOKENS, build_tokenizer, pieces, save_tokenizer)
 
 VOCAB = 2048
 

@@ -14,7 +14,8 @@ from orchestra.model.chat import CHAT_TEMPLATE, IM_END, assistant_body
 from orchestra.model.tokenizer import build_tokenizer
 from orchestra.rl.curriculum import (SKILLS, Curriculum, Schedule, ValueMaker, date_phrase, draw_examples,
                                      time_phrase, value_texts)
-from orchestra.synth.paths import leaves, read_field
+from orchestra.rl.episodes import gold_messages
+from orchestra.synth.paths import read_field
 
 SEEDS = range(12)
 
@@ -48,7 +49,7 @@ def test_policy_mask_covers_exactly_the_assistant_turns(skill, curriculum, token
         assert example.messages[0]["content"] in context
 
 
-@pytest.mark.parametrize("skill", ["fill", "extract", "dates", "episodes"])
+@pytest.mark.parametrize("skill", ["fill", "extract", "dates", "episodes", "fresh"])
 def test_calls_parse_name_an_offered_tool_and_pass_the_validators(skill, curriculum):
     for seed in SEEDS:
         example = curriculum.sample(skill, np.random.default_rng(seed))
@@ -70,6 +71,34 @@ def test_copied_values_stand_verbatim_in_their_source_and_in_the_answer(skill, c
             assert text in answer
             checked += 1
     assert checked >= len(SEEDS)
+
+
+def test_fresh_episodes_redraw_each_copied_value_everywhere_it_stands(curriculum):
+    redrawn = 0
+    for seed in SEEDS:
+        example = curriculum.sample("fresh", np.random.default_rng(seed))
+        assert example.skill == "fresh"
+        task = next(t for t in curriculum.tasks if t.task_id == example.meta["task_id"])
+        gold = [c["function"]["arguments"] for m in gold_messages(task, curriculum.view)
+                if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+        calls = [c["function"]["arguments"] for m in example.messages if m["role"] == "assistant"
+                 for c in m.get("tool_calls") or []]
+        shown = "\n".join(m["content"] for m in example.messages if m["role"] in ("user", "tool"))
+        for old_args, new_args in zip(gold, calls, strict=True):
+            assert old_args.keys() == new_args.keys()
+            for name, old in old_args.items():
+                new = new_args[name]
+                text = old if isinstance(old, str) else json.dumps(old)
+                if text in example.meta["redrawn"]:  # redrawn: the call copies what the context now shows
+                    new_text = new if isinstance(new, str) else json.dumps(new)
+                    assert new_text == example.meta["redrawn"][text] and new_text in shown
+                    assert type(new) is type(old)
+                    redrawn += 1
+                else:
+                    assert new == old
+        for old in example.meta["redrawn"]:  # the old values are gone from the context
+            assert not re.search(rf"(?<![\w.]){re.escape(old)}(?![\w]|\.\d)", shown), old
+    assert redrawn >= 2 * len(SEEDS)
 
 
 def test_extracted_value_is_read_field_of_the_shown_response(curriculum):

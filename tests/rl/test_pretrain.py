@@ -47,7 +47,7 @@ def tiny_overrides(run_dir, tokenizer_dir, data_dir, **extra):
         "synth.count=24", "synth.split.held_out_fraction=0.3", "train.steps=5", "train.warmup_steps=2",
         "train.tokens_per_batch=2048", "train.buckets=[2048]", "train.chunk_examples=2",
         "checkpoint.every=3", "checkpoint.keep=10", "eval.every=0", "eval.final_tasks=0", "eval.probe_tasks=2",
-        "eval.probe_batch=2",
+        "eval.probe_batch=2", "curriculum.enabled=true",
     ] + [f"{k}={v}" for k, v in extra.items()]
 
 

@@ -15,8 +15,17 @@ def params_of(trainer):
     return jax.tree.leaves(nnx.to_pure_dict(nnx.state(trainer.learner)))
 
 
+def varied_rewards(self, rollouts, task_ids):
+    # a random tiny policy scores 0 everywhere, which would leave nothing to update: a reward that
+    # depends on what was sampled (here, a hash of its tokens) makes every step move the parameters
+    import types
+    r = np.array([(sum(t) % 7) / 6 for t in rollouts.tokens], np.float32)
+    return types.SimpleNamespace(reward=r, atomic=r, orch=r, binary=r)
+
+
 @pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
-def test_resume_after_interruption_continues_identically(tok, tmp_path, algorithm):
+def test_resume_after_interruption_continues_identically(tok, tmp_path, algorithm, monkeypatch):
+    monkeypatch.setattr(tiny.Trainer, "score", varied_rewards)
     straight = tiny.trainer(tok, str(tmp_path / "a"), algorithm=algorithm)
     straight_metrics = [straight.train_step() for _ in range(3)]
 
@@ -27,6 +36,7 @@ def test_resume_after_interruption_continues_identically(tok, tmp_path, algorith
     assert resumed.restore() and resumed.step == 2
     last = resumed.train_step()
 
+    assert all(m["updates"] > 0 for m in straight_metrics)
     for a, b in zip(straight_metrics, first + [last]):
         assert a["reward"] == b["reward"] and a["loss"] == pytest.approx(b["loss"], abs=1e-6)
     for a, b in zip(params_of(straight), params_of(resumed)):
@@ -54,3 +64,49 @@ def test_few_steps_of_grpo_on_a_trivially_learnable_task_increase_the_reward(tok
     trainer = tiny.trainer(tok, str(tmp_path), steps=20, lr=2e-3, policy=policy, group_size=8)
     rewards = [trainer.train_step()["reward"] for _ in range(9)]
     assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.1, rewards
+
+
+def test_padded_length_is_the_bucket_times_a_power_of_two():
+    from orchestra.rl.trainer import padded_length
+    assert [padded_length(n, 128) for n in (1, 128, 129, 256, 257, 1000, 1025)] == [128, 128, 256, 256, 512, 1024,
+                                                                                     2048]
+
+
+def test_minibatches_cover_the_kept_rows_once_and_pad_each_to_its_own_length():
+    from orchestra.rl.trainer import minibatches, take_rows
+    lengths = np.array([100, 600, 90, 300, 700, 80, 120, 500])
+    keep = np.array([0, 1, 2, 3, 4, 6, 7])           # row 5 left out (say, a zero-advantage group)
+    mbs = minibatches(lengths, keep, size=4, bucket=128, rng=np.random.default_rng(0))
+    rows = np.concatenate([r for r, _ in mbs])
+    assert sorted(rows[rows >= 0].tolist()) == keep.tolist() and (rows == -1).sum() == 1
+    # similar lengths together: the four shortest rows (longest 300) are padded to 512, not to 700
+    assert sorted((length, sorted(r[r >= 0].tolist())) for r, length in mbs) == [(512, [0, 2, 3, 6]),
+                                                                               (1024, [1, 4, 7])]
+    n, width = 8, 1024
+    batch = {"tokens": np.arange(n * width).reshape(n, width), "loss_mask": np.ones((n, width), np.int32),
+             "segment_ids": np.ones((n, width), np.int32), "old_logp": np.zeros((n, width - 1), np.float32),
+             "advantages": np.arange(n, dtype=np.float32)}
+    r, length = next((r, length) for r, length in mbs if (r == -1).any())
+    part = take_rows(batch, r, length)
+    assert part["tokens"].shape == (4, length) and part["old_logp"].shape == (4, length - 1)
+    pad = r == -1
+    assert not part["loss_mask"][pad].any() and not part["segment_ids"][pad].any()
+    assert part["loss_mask"][~pad].all()
+    np.testing.assert_array_equal(part["advantages"][~pad], r[~pad])
+
+
+def test_groups_with_equal_rewards_are_left_out_of_the_update(tok, tmp_path, monkeypatch):
+    import types
+    trainer = tiny.trainer(tok, str(tmp_path), steps=2)  # 2 tasks x group of 4; minibatches of 4 rows
+    per_step = iter([np.array([0.5, 0.5, 0.5, 0.5, 0.0, 1.0, 0.0, 0.0]),   # only the second group varies
+                     np.full(8, 0.3)])                                     # no group varies
+    monkeypatch.setattr(trainer, "score", lambda rollouts, task_ids: types.SimpleNamespace(
+        reward=(r := next(per_step)), atomic=r, orch=r, binary=r))
+    before = params_of(trainer)
+    first = trainer.train_step()
+    assert first["rows_updated"] == 4 and first["updates"] == 1 and np.isfinite(first["kl"])
+    changed = params_of(trainer)
+    assert any(not np.allclose(a, b) for a, b in zip(before, changed))
+    second = trainer.train_step()
+    assert second["rows_updated"] == 0 and second["updates"] == 0 and np.isnan(second["kl"])
+    assert all(np.array_equal(a, b) for a, b in zip(changed, params_of(trainer)))

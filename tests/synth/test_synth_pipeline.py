@@ -3,12 +3,14 @@
 import dataclasses
 import json
 import re
+from collections import Counter
 
 import pytest
 
 from orchestra.data.booking import load_tasks
 from orchestra.data.types import DependencyArg, TemplateStep, WorkflowTemplate
-from orchestra.synth import ConfigError, SplitConfig, SynthConfig, SynthesisError, split_tasks, synthesize
+from orchestra.synth import (SEEN_VALUES_FILE, ConfigError, SplitConfig, SynthConfig, SynthesisError, read_seen_values,
+                             split_tasks, synthesize, write_seen_values)
 from orchestra.synth.graph import structure_key, template_depth
 from orchestra.synth.index import value_strings
 from orchestra.synth.pipeline import assign_turns, task_values, write_outputs
@@ -187,6 +189,37 @@ def test_split_by_seed_depends_on_the_seed(mixed):
     b = split_tasks(mixed.tasks, SplitConfig(by="seed"), seed=1)
     assert len(a.held_out) == len(b.held_out) == round(0.2 * len(mixed.tasks))
     assert [t.task_id for t in a.held_out] != [t.task_id for t in b.held_out]
+
+
+@pytest.mark.parametrize("by", ["values", "seed", "workflow"])
+def test_a_split_never_holds_out_a_value_the_checkpoint_saw(mixed, by):
+    # A "pretraining" split first; its train values are what the checkpoint saw.
+    before = split_tasks(mixed.tasks, SplitConfig(by="values", held_out_fraction=0.3), seed=3)
+    seen = set().union(*(task_values(t) for t in before.train))
+    split = split_tasks(mixed.tasks, SplitConfig(by=by, held_out_fraction=0.2), seed=0, seen_values=seen)
+    n = len(mixed.tasks)
+    usage = Counter(v for t in mixed.tasks for v in task_values(t))
+    common = {v for v, c in usage.items() if c > 0.25 * n}
+    eligible = [t for t in mixed.tasks if not (task_values(t) - common) & seen]
+    assert split.report["eligible_for_held_out"] == len(eligible) > 0
+    assert split.held_out and len(split.held_out) <= min(len(eligible), round(0.2 * n))
+    for t in split.held_out:
+        assert not (task_values(t) - common) & seen, t.task_id
+    held_values = set().union(*(task_values(t) for t in split.held_out))
+    if by == "values":
+        train_values = set().union(*(task_values(t) for t in split.train))
+        assert not (train_values & held_values) - common
+    if by == "workflow":  # a held-out workflow has no task left in train
+        assert not {t.workflow_id for t in split.train} & {t.workflow_id for t in split.held_out}
+
+
+def test_seen_values_round_trip_through_a_checkpoint_directory(tmp_path, mixed):
+    assert read_seen_values(str(tmp_path)) == set()  # a checkpoint that says nothing
+    write_seen_values(str(tmp_path), mixed.tasks[:5])
+    assert read_seen_values(str(tmp_path)) == set().union(*(task_values(t) for t in mixed.tasks[:5]))
+    (tmp_path / SEEN_VALUES_FILE).write_text('{"values": [1, 2]}')
+    with pytest.raises(ConfigError, match="seen_values.json"):
+        read_seen_values(str(tmp_path))
 
 
 def test_assign_turns_groups_only_independent_consecutive_steps():

@@ -1,11 +1,9 @@
 """Run with 2 emulated CPU devices: one update with the batch sharded over a 2-device mesh equals
 the same update on a 1-device mesh. Prints the largest parameter difference."""
 
-import os
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
