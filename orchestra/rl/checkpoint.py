@@ -21,8 +21,9 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep))
 
     def save(self, step: int, state, meta: dict, force: bool = False) -> bool:
-        """Save when `step` is on the interval (or `force`); returns whether it saved."""
-        if not force and step % self.every:
+        """Save when `step` is on the interval (or `force`) and not saved already; returns whether
+        it saved. (A forced save at the end of a run whose last step fell on the interval is a no-op.)"""
+        if (not force and step % self.every) or step in self.manager.all_steps():
             return False
         saved = self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                                   meta=ocp.args.JsonSave(meta)), force=True)

@@ -20,6 +20,9 @@ def test_checkpoints_every_n_keep_k_and_restore_latest(tmp_path):
     assert step == 6 and meta == {"step": 6, "batch": 24}
     np.testing.assert_array_equal(np.asarray(restored["w"]), np.arange(3.0) + 6)
     assert Checkpointer(str(tmp_path / "empty"), every=1, keep=1).restore(state) is None
+    # the end of a run forces a save; when its last step was on the interval it is already saved
+    assert ckpt.save(6, state, {"step": 6}, force=True) is False
+    assert ckpt.save(7, state, {"step": 7}, force=True) is True and ckpt.manager.all_steps() == [6, 7]
 
 
 def test_bad_checkpoint_settings_are_refused(tmp_path):
