@@ -14,6 +14,7 @@ from orchestra.data.types import Task, ToolSpec
 from orchestra.env.views import ResponseView, ToolView
 from orchestra.model.chat import encode_chat
 from orchestra.rl.episodes import gold_messages, tool_schemas
+from orchestra.rl.trainer import minibatches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +50,15 @@ def pad_batch(ids: list[np.ndarray], masks: list[np.ndarray], length: int) -> To
     return TokenBatch(tokens, loss_mask, segments)
 
 
-def batches(ids, masks, batch_size: int, rng: np.random.Generator, min_bucket: int = 256):
-    """Endless shuffled batches; each padded to the next power of two (at least `min_bucket`) of its
-    longest row, so a run compiles only a handful of shapes."""
-    order = np.arange(len(ids))
+def batches(ids, masks, batch_size: int, rng: np.random.Generator, bucket: int = 256):
+    """Endless batches, one epoch at a time: rows of similar length together and the batches in random
+    order (`trainer.minibatches`), each padded to `bucket * 2**k` of its longest row, so gold episodes
+    of 600 to 1,600 tokens do not all pad to 2,048. Each epoch leaves out a random `len % batch_size`."""
+    lengths = np.array([len(x) for x in ids])
     while True:
-        rng.shuffle(order)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            rows = order[start: start + batch_size]
-            longest = max(len(ids[i]) for i in rows)
-            yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows],
-                            max(min_bucket, 1 << (longest - 1).bit_length()))
+        kept = rng.permutation(len(ids))[: len(ids) - len(ids) % batch_size]
+        for rows, length in minibatches(lengths, kept, batch_size, bucket, rng):
+            yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows], length)
 
 
 def next_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, jax.Array]:

@@ -95,6 +95,24 @@ def test_minibatches_cover_the_kept_rows_once_and_pad_each_to_its_own_length():
     np.testing.assert_array_equal(part["advantages"][~pad], r[~pad])
 
 
+
+def test_sft_batches_take_each_episode_once_an_epoch_grouped_by_length():
+    from orchestra.rl.sft import batches
+    lengths = [700, 300, 1500, 320, 650, 1000, 310, 900, 5]   # 9 episodes, batches of 4: one left out per epoch
+    ids = [np.arange(1, n + 1) for n in lengths]
+    masks = [np.ones(n, np.int32) for n in lengths]
+    stream = batches(ids, masks, 4, np.random.default_rng(0), bucket=256)
+    left_out = set()
+    for _ in range(12):
+        epoch = [next(stream) for _ in range(2)]
+        seen = sorted(int(b.segment_ids[r].sum()) for b in epoch for r in range(4))
+        assert len(set(seen)) == 8 and set(seen) <= set(lengths)
+        left_out |= set(lengths) - set(seen)
+        # sorted by length: each batch pads to its own longest row, so the shorter half never pads to
+        # the 2,048 that the 1,500-token episode needs
+        shortest = min(epoch, key=lambda b: b.tokens.shape[1])
+        assert shortest.tokens.shape[1] == (512 if max(sorted(seen)[:4]) <= 512 else 1024)
+    assert len(left_out) > 1   # which episode sits out changes from epoch to epoch
 def test_groups_with_equal_rewards_are_left_out_of_the_update(tok, tmp_path, monkeypatch):
     import types
     trainer = tiny.trainer(tok, str(tmp_path), steps=2)  # 2 tasks x group of 4; minibatches of 4 rows
