@@ -6,26 +6,35 @@ batch. Reported: padded tokens per epoch (what the compiled steps compute on) an
 the wall time of N SFT steps of each, run one after the other in this process after one untimed step
 per shape (compilation excluded).
 
-    python -m experiments.bench.bench_sft_batching [--count 400 --batch 8 --steps 8]
+Tasks, views, batch size and episode cap come from the main job's config (conf/config.yaml, with
+any Hydra overrides given after the options), so the figures are those of `experiments.run`.
+
+    python -m experiments.bench.bench_sft_batching [--steps 8] [seed=1 synth.count=800 ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import optax
 from flax import nnx
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from experiments.synthesize import RUN_KEYS
 from orchestra.data.booking import load_booking
 from orchestra.data.paths import resolve_data_root
-from orchestra.env.views import ResponseView, ToolView
+from orchestra.env.config import env_config
 from orchestra.model.chat import load_tokenizer
 from orchestra.model.loader import load_model
 from orchestra.rl.sft import batches, encode_gold_episodes, pad_batch, sft_step
-from orchestra.synth import SynthConfig, read_seen_values, split_tasks, synthesize
 from orchestra.rl.trainer import padded_length
+from orchestra.synth import SynthConfig, read_seen_values, split_tasks, synthesize
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def shuffled_batches(ids, masks, batch_size: int, rng: np.random.Generator, bucket: int = 256):
@@ -40,30 +49,31 @@ def shuffled_batches(ids, masks, batch_size: int, rng: np.random.Generator, buck
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="checkpoints/small-base")
-    parser.add_argument("--count", type=int, default=400, help="tasks synthesized (the main job's default)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=0, help="also time this many SFT steps of each")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the main job's config")
     args = parser.parse_args()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        plain = OmegaConf.to_container(compose("config", overrides=args.overrides), resolve=True)
+    model_path, sft, seed = str(REPO / plain["model"]["path"]), plain["rl"]["sft"], plain["seed"]
 
-    eco = load_booking(resolve_data_root())
-    config = SynthConfig.from_dict({"count": args.count, "source": "mixed", "complexity": {"steps": [2, 3]},
-                                    "split": {"by": "values"}})
-    tasks = split_tasks(synthesize(eco, config, seed=args.seed).tasks, config.split, seed=args.seed,
-                        seen_values=read_seen_values(args.model)).train
-    tokenizer = load_tokenizer(args.model)
-    ids, masks, _ = encode_gold_episodes(tasks, eco.tools, tokenizer, ResponseView(max_chars=300), ToolView(),
-                                         max_len=2048)
+    # The main job's tasks and episodes (experiments/run.py): same synthesis, split and views.
+    eco = load_booking(resolve_data_root(plain["data"]["root"]))
+    config = SynthConfig.from_dict({k: v for k, v in plain["synth"].items() if k not in RUN_KEYS})
+    tasks = split_tasks(synthesize(eco, config, seed=seed).tasks, config.split, seed=seed,
+                        seen_values=read_seen_values(model_path)).train
+    _, view, tool_view, _ = env_config(plain["env"])
+    tokenizer = load_tokenizer(model_path)
+    ids, masks, _ = encode_gold_episodes(tasks, eco.tools, tokenizer, view, tool_view, sft["max_len"])
+    batch_size = sft["batch_size"]
     lengths = np.array([len(x) for x in ids])
     print(f"{len(ids)} gold episodes, tokens min/median/max {lengths.min()}/{int(np.median(lengths))}/"
           f"{lengths.max()}, {lengths.sum():,} in all")
 
-    per_epoch = len(ids) // args.batch
+    per_epoch = len(ids) // batch_size
     streams = {"shuffled": shuffled_batches, "by length": batches}
     padded = {}
     for name, make in streams.items():
-        stream = make(ids, masks, args.batch, np.random.default_rng(args.seed))
+        stream = make(ids, masks, batch_size, np.random.default_rng(seed))
         shapes = [next(stream).tokens.shape for _ in range(10 * per_epoch)]
         padded[name] = sum(b * t for b, t in shapes) / 10
         print(f"{name:>10}: {padded[name]:,.0f} padded tokens per epoch "
@@ -73,9 +83,9 @@ def main() -> None:
     if args.steps:
         seconds = {}
         for name, make in streams.items():
-            model = load_model(args.model)
+            model = load_model(model_path)
             optimizer = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
-            stream = make(ids, masks, args.batch, np.random.default_rng(args.seed))
+            stream = make(ids, masks, batch_size, np.random.default_rng(seed))
             todo = [next(stream) for _ in range(args.steps)]
             for shape in sorted({b.tokens.shape for b in todo}):  # compile each shape once, untimed
                 b = next(x for x in todo if x.tokens.shape == shape)

@@ -95,7 +95,6 @@ def test_minibatches_cover_the_kept_rows_once_and_pad_each_to_its_own_length():
     np.testing.assert_array_equal(part["advantages"][~pad], r[~pad])
 
 
-
 def test_sft_batches_take_each_episode_once_an_epoch_grouped_by_length():
     from orchestra.rl.sft import batches
     lengths = [700, 300, 1500, 320, 650, 1000, 310, 900, 5]   # 9 episodes, batches of 4: one left out per epoch
@@ -113,6 +112,8 @@ def test_sft_batches_take_each_episode_once_an_epoch_grouped_by_length():
         shortest = min(epoch, key=lambda b: b.tokens.shape[1])
         assert shortest.tokens.shape[1] == (512 if max(sorted(seen)[:4]) <= 512 else 1024)
     assert len(left_out) > 1   # which episode sits out changes from epoch to epoch
+
+
 def test_groups_with_equal_rewards_are_left_out_of_the_update(tok, tmp_path, monkeypatch):
     import types
     trainer = tiny.trainer(tok, str(tmp_path), steps=2)  # 2 tasks x group of 4; minibatches of 4 rows
