@@ -6,6 +6,12 @@ trained only on whole episodes learns the JSON format and which function to call
 copying late, and until then it repeats memorised frequent values. The generators here produce
 short conversations, in the same chat format as the episodes, that exercise one skill each:
 
+- `copy`:     no chat frame: <|im_start|>, 5 to 24 random word pieces of the tokenizer, a newline,
+              the same pieces again. A long constant prefix (the system prompt and chat frame) stalls the forming of
+              copying heads in a small model trained from scratch; without one they form in a few
+              hundred steps (on pieces that seldom recur within a drill, so the next token has one
+              match to copy) and then carry over to prefixed contexts within about a hundred more.
+              So `copy` comes first in the schedule (measurements in conf/pretrain.yaml).
 - `repeat`:   say one to six values back verbatim, in order (no tools).
 - `fill`:     a request states some argument values in prose; the answer is the tool call.
 - `extract`:  call A (arguments stated in the request), read its response, call B with the value
@@ -45,13 +51,13 @@ from orchestra.data.types import Call, Task, ToolSpec
 from orchestra.data.canonical import normalise_value
 from orchestra.env.validators import validate
 from orchestra.env.views import ResponseView, ToolView
-from orchestra.model.chat import EncodedChat, encode_chat
+from orchestra.model.chat import IM_END, IM_START, EncodedChat, encode_chat
 from orchestra.rl.episodes import gold_messages, tool_schemas
 from orchestra.synth.index import value_strings
 from orchestra.synth.paths import format_path, is_wrapper, leaves, read_field
 from orchestra.synth.realise import format_value, ordinal, words
 
-SKILLS = ("repeat", "fill", "extract", "dates", "episodes", "fresh")
+SKILLS = ("copy", "repeat", "fill", "extract", "dates", "episodes", "fresh")
 
 # Pseudo-word parts: generic European-looking syllables, so names tokenize into common pieces.
 _ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "pr", "r", "s",
@@ -75,16 +81,29 @@ class Example:
 
     `copies` lists (value text, message index) pairs: each value the answer writes and the message
     it is copied from verbatim (the tests hold the generators to that). `meta` holds what a check
-    needs (for `extract`: the response object, the path and the value read there).
+    needs (for `extract`: the response object, the path and the value read there). `plain` is set
+    instead of `messages` for a drill outside the chat format: <|im_start|>, vocabulary tokens, a
+    newline, the same tokens again and <|im_end|> (the loss on those).
     """
     skill: str
     messages: list[dict]
     tools: list[dict] | None
     copies: tuple[tuple[str, int], ...] = ()
     meta: dict = dataclasses.field(default_factory=dict)
+    plain: tuple[str, ...] | None = None
 
     def encode(self, tokenizer) -> EncodedChat:
-        return encode_chat(tokenizer, self.messages, self.tools)
+        if self.plain is None:
+            return encode_chat(tokenizer, self.messages, self.tools)
+        ids = tokenizer.convert_tokens_to_ids(list(self.plain))
+        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
+            raise ValueError(f"copy drill tokens not in the tokenizer's vocabulary: {self.plain}")
+        # a fixed first token, like the BOS of the isolated runs: a place for attention to rest
+        context = (tokenizer.encode(IM_START, add_special_tokens=False) + ids
+                   + tokenizer.encode("\n", add_special_tokens=False))
+        answer = ids + tokenizer.encode(IM_END, add_special_tokens=False)
+        return EncodedChat(np.asarray(context + answer, np.int32),
+                           np.asarray([0] * len(context) + [1] * len(answer), np.int32))
 
 
 # ---- values ----------------------------------------------------------------------------------------
@@ -327,13 +346,14 @@ class Curriculum:
     """Generators of training conversations over one ecosystem's tools and training tasks.
 
     tools: every tool schema; train_tasks: the tasks episodes and value shapes come from (never the
-    held-out ones); forbidden: values no generated conversation may contain outside episodes.
+    held-out ones); forbidden: values no generated conversation may contain outside episodes;
+    copy_tokens: the vocabulary tokens `copy` drills are made of (`word_pieces(tokenizer)`).
     """
 
     def __init__(self, tools: Mapping[str, ToolSpec], train_tasks: Sequence[Task],
                  response_view: ResponseView = ResponseView(), tool_view: ToolView = ToolView(),
                  forbidden: Iterable[str] = (), distractors: tuple[int, int] = (1, 4),
-                 mutate_share: float = 0.8, max_value_chars: int = 64):
+                 mutate_share: float = 0.8, max_value_chars: int = 64, copy_tokens: Sequence[str] = ()):
         if not train_tasks:
             raise ValueError("the curriculum needs at least one training task")
         self.tools, self.tasks = dict(tools), list(train_tasks)
@@ -341,6 +361,7 @@ class Curriculum:
         self.values = ValueMaker(forbidden)
         self.distractors, self.mutate_share = distractors, mutate_share
         self.max_value_chars = max_value_chars  # longer shipped values (600-char keys) are not drilled
+        self.copy_tokens = list(copy_tokens)
         # Argument value shapes, per (function, parameter), from the training calls.
         self.examples: dict[tuple[str, str], list] = {}
         self.pairs: list[tuple[Call, Any]] = []  # (call, response) of successful training steps
@@ -421,6 +442,13 @@ class Curriculum:
         return _join([_state(items[i][0], format_value(items[i][1]), rng) for i in order], rng)
 
     # -- skills --
+
+    def copy(self, rng: np.random.Generator) -> Example:
+        """5 to 24 random word pieces, a newline, the same again: copying with no prefix before it."""
+        if not self.copy_tokens:
+            raise ValueError("`copy` drills need copy_tokens (e.g. word_pieces(tokenizer))")
+        picked = rng.choice(len(self.copy_tokens), int(rng.integers(5, 25)))
+        return Example("copy", [], None, plain=tuple(self.copy_tokens[i] for i in picked))
 
     def repeat(self, rng: np.random.Generator) -> Example:
         """Say back one to six values in order: the barest copy drill, many copied tokens per example."""
@@ -598,7 +626,7 @@ class Curriculum:
                        meta={"task_id": task.task_id, "redrawn": new_text})
 
     def sample(self, skill: str, rng: np.random.Generator) -> Example:
-        makers = {"repeat": self.repeat, "fill": self.fill, "extract": self.extract, "dates": self.dates,
+        makers = {"copy": self.copy, "repeat": self.repeat, "fill": self.fill, "extract": self.extract, "dates": self.dates,
                   "episodes": self.episode, "fresh": self.fresh}
         if skill not in makers:
             raise ValueError(f"unknown curriculum skill {skill!r}; known: {list(SKILLS)}")
@@ -723,6 +751,13 @@ class Schedule:
     def draw(self, progress: float, n: int, rng: np.random.Generator) -> list[str]:
         w = self.weights(progress)
         return [SKILLS[i] for i in rng.choice(len(SKILLS), n, p=[w[s] for s in SKILLS])]
+
+
+def word_pieces(tokenizer) -> list[str]:
+    """Vocabulary tokens of two or more ASCII letters or digits (no specials, no spaces): what `copy`
+    drills are made of, so a drill's tokens seldom repeat."""
+    special = set(tokenizer.all_special_tokens)
+    return sorted(t for t in tokenizer.get_vocab() if len(t) >= 2 and t.isascii() and t.isalnum() and t not in special)
 
 
 def draw_examples(curriculum: Curriculum, schedule: Schedule, progress: float, n: int,

@@ -10,10 +10,10 @@ import pytest
 
 from orchestra.env.codec import parse_tool_calls
 from orchestra.env.views import ResponseView, ToolView
-from orchestra.model.chat import CHAT_TEMPLATE, IM_END, assistant_body
+from orchestra.model.chat import CHAT_TEMPLATE, IM_END, IM_START, assistant_body
 from orchestra.model.tokenizer import build_tokenizer
 from orchestra.rl.curriculum import (SKILLS, Curriculum, Schedule, ValueMaker, date_phrase, draw_examples,
-                                     time_phrase, value_texts)
+                                     time_phrase, value_texts, word_pieces)
 from orchestra.rl.episodes import gold_messages
 from orchestra.synth.paths import read_field
 
@@ -35,7 +35,7 @@ def curriculum(booking):
     return Curriculum(booking.tools, booking.tasks, ResponseView(), ToolView())
 
 
-@pytest.mark.parametrize("skill", SKILLS)
+@pytest.mark.parametrize("skill", [s for s in SKILLS if s != "copy"])  # copy: no chat (below)
 def test_policy_mask_covers_exactly_the_assistant_turns(skill, curriculum, tokenizer):
     for seed in SEEDS:
         example = curriculum.sample(skill, np.random.default_rng(seed))
@@ -47,6 +47,23 @@ def test_policy_mask_covers_exactly_the_assistant_turns(skill, curriculum, token
         # the rest (system prompt, request, responses) is context, never trained on
         context = tokenizer.decode(encoded.token_ids[encoded.policy_mask == 0])
         assert example.messages[0]["content"] in context
+
+
+def test_copy_drills_repeat_word_pieces_with_no_chat_frame(booking, tokenizer):
+    pieces = word_pieces(tokenizer)
+    assert len(pieces) > 100 and all(p.isalnum() and p not in tokenizer.all_special_tokens for p in pieces)
+    curriculum = Curriculum(booking.tools, booking.tasks, copy_tokens=pieces)
+    start, newline, im_end = (tokenizer.encode(t, add_special_tokens=False) for t in (IM_START, "\n", IM_END))
+    for seed in SEEDS:
+        example = curriculum.sample("copy", np.random.default_rng(seed))
+        encoded = example.encode(tokenizer)
+        ids = tokenizer.convert_tokens_to_ids(list(example.plain))
+        assert 5 <= len(ids) <= 24 and not example.messages
+        # a start token, the pieces, a newline, then (the loss from here) the same pieces and <|im_end|>
+        assert encoded.token_ids.tolist() == start + ids + newline + ids + im_end
+        assert encoded.policy_mask.tolist() == [0] * (1 + len(ids) + 1) + [1] * (len(ids) + 1)
+    with pytest.raises(ValueError, match="copy_tokens"):
+        Curriculum(booking.tools, booking.tasks).sample("copy", np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("skill", ["fill", "extract", "dates", "episodes", "fresh"])
@@ -206,7 +223,7 @@ def test_schedule_interpolates_and_normalises():
     assert middle["fill"] == pytest.approx(1.5 / 3.0) and middle["episodes"] == pytest.approx(1.5 / 3.0)
     assert end == {**{s: 0.0 for s in SKILLS}, "episodes": 1.0}
     with pytest.raises(ValueError, match="unknown skill"):
-        Schedule.from_list([{"at": 0.0, "copy": 1.0}])
+        Schedule.from_list([{"at": 0.0, "juggle": 1.0}])
     with pytest.raises(ValueError, match="increasing"):
         Schedule.from_list([{"at": 0.5, "fill": 1.0}, {"at": 0.1, "fill": 1.0}])
 
