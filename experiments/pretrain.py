@@ -150,15 +150,18 @@ def bucket_batches(lengths: Sequence[int], tokens_per_batch: int, buckets: Seque
                    rng: np.random.Generator) -> list[tuple[list[int], int, int]]:
     """Group items (by index) into batches of one bucket length each: (indices, length, rows).
 
-    Items are taken shortest first; a batch of bucket length L has exactly max(1, budget // L) rows
-    (missing rows are padding), so there is one array shape per bucket. Batches come shuffled.
-    Items longer than the largest bucket must be filtered out before.
+    Items are taken bucket by bucket, in random order within a bucket (every row pads to the bucket
+    length anyway, and a batch of drills of one exact length gives a narrower gradient); a batch of
+    bucket length L has exactly max(1, budget // L) rows (missing rows are padding), so there is one
+    array shape per bucket. Batches come shuffled. Items longer than the largest bucket must be
+    filtered out before.
     """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    shuffled = [int(i) for i in rng.permutation(len(lengths))]
+    order = sorted(shuffled, key=lambda i: bucket_of(lengths[i], buckets))  # stable: random within a bucket
     out, current, length = [], [], 0
     for i in order:
         b = bucket_of(lengths[i], buckets)
-        if current and len(current) + 1 > max(1, tokens_per_batch // b):
+        if current and (b != length or len(current) == max(1, tokens_per_batch // b)):
             out.append((current, length, max(1, tokens_per_batch // length)))
             current = []
         current.append(i)

@@ -7,11 +7,11 @@ copying late, and until then it repeats memorised frequent values. The generator
 short conversations, in the same chat format as the episodes, that exercise one skill each:
 
 - `copy`:     no chat frame: <|im_start|>, 5 to 24 random word pieces of the tokenizer, a newline,
-              the same pieces again. A long constant prefix (the system prompt and chat frame) stalls the forming of
-              copying heads in a small model trained from scratch; without one they form in a few
-              hundred steps (on pieces that seldom recur within a drill, so the next token has one
-              match to copy) and then carry over to prefixed contexts within about a hundred more.
-              So `copy` comes first in the schedule (measurements in conf/pretrain.yaml).
+              the same pieces again. A long constant prefix (the system prompt and chat frame)
+              stalls the forming of copying heads in a small model trained from scratch; without
+              one they form (on pieces that seldom recur within a drill, so the next token has one
+              match to copy) and then carry over to prefixed contexts. So `copy` comes first in
+              the schedule (measurements in conf/pretrain.yaml).
 - `repeat`:   say one to six values back verbatim, in order (no tools).
 - `fill`:     a request states some argument values in prose; the answer is the tool call.
 - `extract`:  call A (arguments stated in the request), read its response, call B with the value
@@ -626,8 +626,8 @@ class Curriculum:
                        meta={"task_id": task.task_id, "redrawn": new_text})
 
     def sample(self, skill: str, rng: np.random.Generator) -> Example:
-        makers = {"copy": self.copy, "repeat": self.repeat, "fill": self.fill, "extract": self.extract, "dates": self.dates,
-                  "episodes": self.episode, "fresh": self.fresh}
+        makers = {"copy": self.copy, "repeat": self.repeat, "fill": self.fill, "extract": self.extract,
+                  "dates": self.dates, "episodes": self.episode, "fresh": self.fresh}
         if skill not in makers:
             raise ValueError(f"unknown curriculum skill {skill!r}; known: {list(SKILLS)}")
         return makers[skill](rng)

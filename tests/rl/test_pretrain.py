@@ -140,3 +140,13 @@ def test_bucketed_batches_take_every_item_once_with_one_shape_per_bucket():
         assert length in buckets and rows == 4096 // length and len(members) <= rows
         assert all(lengths[i] <= length for i in members)
         assert all(pretrain.bucket_of(lengths[i], buckets) == length for i in members)
+
+
+def test_bucketed_batches_mix_lengths_within_a_bucket():
+    # 200 short drills, one bucket: taken by exact length, the batches' length ranges would be disjoint
+    rng = np.random.default_rng(0)
+    lengths = list(rng.integers(10, 128, 200))
+    batches = pretrain.bucket_batches(lengths, 4096, [128, 256], rng)
+    assert [len(m) for m, _, _ in batches if len(m) < 32] == [200 % 32]
+    spans = sorted((min(lengths[i] for i in m), max(lengths[i] for i in m)) for m, _, _ in batches)
+    assert any(hi > next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))
