@@ -96,7 +96,7 @@ class Example:
         if self.plain is None:
             return encode_chat(tokenizer, self.messages, self.tools)
         ids = tokenizer.convert_tokens_to_ids(list(self.plain))
-        if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in ids:
+        if any(i is None or i == tokenizer.unk_token_id for i in ids):  # None: a tokenizer without <unk>
             raise ValueError(f"copy drill tokens not in the tokenizer's vocabulary: {self.plain}")
         # a fixed first token, like the BOS of the isolated runs: a place for attention to rest
         context = (tokenizer.encode(IM_START, add_special_tokens=False) + ids
