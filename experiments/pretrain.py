@@ -66,7 +66,7 @@ from orchestra.model.modeling import init_model
 from orchestra.model.presets import preset_config
 from orchestra.model.tokenizer import build_tokenizer, save_tokenizer
 from orchestra.rl.checkpoint import Checkpointer
-from orchestra.rl.curriculum import Curriculum, Schedule, draw_examples, value_texts, word_pieces
+from orchestra.rl.curriculum import Curriculum, Schedule, draw_examples, value_texts, copy_vocabulary
 from orchestra.rl.episodes import gold_messages, tool_schemas
 from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy
@@ -414,7 +414,8 @@ def write_model_card(path: str, cfg: DictConfig, command: str, n_params: int, st
 
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.1f}%"
-    data = ("a curriculum of copy skills (copying word pieces with no chat frame first, then repeat, fill "
+    data = ("a curriculum of copy skills (copying random tokens with no chat frame first, then inside a "
+            "random share of the chat frame, then repeat, fill "
             "arguments from a request, extract a response field by "
             "path, dates and times) mixed with whole synthesised tool-call episodes (`orchestra.rl.curriculum`)"
             if cfg.curriculum.enabled else "whole synthesised tool-call episodes (the curriculum was off)")
@@ -512,7 +513,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict:
     fits = [t for t in train_tasks if len(tokenizer(gold_text(t, eco, view, tool_view))["input_ids"]) <= buckets[-1]]
     log(f"episodes: {len(fits)} of {len(train_tasks)} training tasks fit {buckets[-1]} tokens")
     forbidden = argument_texts(held_out) - argument_texts(train_tasks)
-    curriculum = Curriculum(eco.tools, fits, view, tool_view, forbidden=forbidden, copy_tokens=word_pieces(tokenizer))
+    curriculum = Curriculum(eco.tools, fits, view, tool_view, forbidden=forbidden, copy_tokens=copy_vocabulary(tokenizer))
     cc = cfg.curriculum
     schedule = (Schedule.from_list(OmegaConf.to_container(cc.schedule, resolve=True)) if cc.enabled
                 else Schedule.constant(episodes=1.0))

@@ -6,12 +6,15 @@ trained only on whole episodes learns the JSON format and which function to call
 copying late, and until then it repeats memorised frequent values. The generators here produce
 short conversations, in the same chat format as the episodes, that exercise one skill each:
 
-- `copy`:     no chat frame: <|im_start|>, 5 to 24 random word pieces of the tokenizer, a newline,
-              the same pieces again. A long constant prefix (the system prompt and chat frame)
-              stalls the forming of copying heads in a small model trained from scratch; without
-              one they form (on pieces that seldom recur within a drill, so the next token has one
-              match to copy) and then carry over to prefixed contexts. So `copy` comes first in
-              the schedule (measurements in conf/pretrain.yaml).
+- `bare_copy`: <|im_start|>, 5 to 24 random vocabulary tokens, a newline, the same tokens again
+              (in half the drills drawn from a pool of that size, so some recur). Random tokens
+              cannot be recalled, only copied; with no constant prefix before them, copying heads
+              form within a few hundred steps from scratch (behind the chat frame they do not).
+- `copy`:     the same drill inside a random share of the chat frame of a "Repeat exactly:"
+              request, from none to the whole one (system prompt, user turn, assistant header).
+              Copying learned bare is tied to the start token and does not carry over to the chat
+              frame; a varying frame makes the heads find the span by what precedes it
+              (measurements in conf/pretrain.yaml).
 - `repeat`:   say one to six values back verbatim, in order (no tools).
 - `fill`:     a request states some argument values in prose; the answer is the tool call.
 - `extract`:  call A (arguments stated in the request), read its response, call B with the value
@@ -51,13 +54,13 @@ from orchestra.data.types import Call, Task, ToolSpec
 from orchestra.data.canonical import normalise_value
 from orchestra.env.validators import validate
 from orchestra.env.views import ResponseView, ToolView
-from orchestra.model.chat import IM_END, IM_START, EncodedChat, encode_chat
+from orchestra.model.chat import IM_END, IM_START, EncodedChat, encode_chat, render_chat
 from orchestra.rl.episodes import gold_messages, tool_schemas
 from orchestra.synth.index import value_strings
 from orchestra.synth.paths import format_path, is_wrapper, leaves, read_field
 from orchestra.synth.realise import format_value, ordinal, words
 
-SKILLS = ("copy", "repeat", "fill", "extract", "dates", "episodes", "fresh")
+SKILLS = ("bare_copy", "copy", "repeat", "fill", "extract", "dates", "episodes", "fresh")
 
 # Pseudo-word parts: generic European-looking syllables, so names tokenize into common pieces.
 _ONSETS = ("b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "pr", "r", "s",
@@ -82,8 +85,9 @@ class Example:
     `copies` lists (value text, message index) pairs: each value the answer writes and the message
     it is copied from verbatim (the tests hold the generators to that). `meta` holds what a check
     needs (for `extract`: the response object, the path and the value read there). `plain` is set
-    instead of `messages` for a drill outside the chat format: <|im_start|>, vocabulary tokens, a
-    newline, the same tokens again and <|im_end|> (the loss on those).
+    instead of `messages` for a copy drill: vocabulary tokens said back after the last `frame`
+    share of the tokens of a "Repeat exactly:" user turn (none: <|im_start|> alone), then the
+    assistant header (`meta["header"]`) or a newline (the loss on the second copy and <|im_end|>).
     """
     skill: str
     messages: list[dict]
@@ -98,12 +102,22 @@ class Example:
         ids = tokenizer.convert_tokens_to_ids(list(self.plain))
         if any(i is None or i == tokenizer.unk_token_id for i in ids):  # None: a tokenizer without <unk>
             raise ValueError(f"copy drill tokens not in the tokenizer's vocabulary: {self.plain}")
-        # a fixed first token, like the BOS of the isolated runs: a place for attention to rest
-        context = (tokenizer.encode(IM_START, add_special_tokens=False) + ids
-                   + tokenizer.encode("\n", add_special_tokens=False))
+        request, header = _copy_frame(tokenizer)
+        kept = round(self.meta.get("frame", 0.0) * len(request))
+        start = request[len(request) - kept:] if kept else tokenizer.encode(IM_START, add_special_tokens=False)
+        end = header if self.meta.get("header") else tokenizer.encode("\n", add_special_tokens=False)
+        context = start + ids + end
         answer = ids + tokenizer.encode(IM_END, add_special_tokens=False)
         return EncodedChat(np.asarray(context + answer, np.int32),
                            np.asarray([0] * len(context) + [1] * len(answer), np.int32))
+
+
+def _copy_frame(tokenizer) -> tuple[list[int], list[int]]:
+    """Token ids of a chat up to a "Repeat exactly: " request's end, and of the assistant header."""
+    text = render_chat([{"role": "user", "content": "Repeat exactly: "}], add_generation_prompt=True)
+    cut = text.rindex(IM_END)
+    return (tokenizer.encode(text[:cut], add_special_tokens=False),
+            tokenizer.encode(text[cut:], add_special_tokens=False))
 
 
 # ---- values ----------------------------------------------------------------------------------------
@@ -347,7 +361,7 @@ class Curriculum:
 
     tools: every tool schema; train_tasks: the tasks episodes and value shapes come from (never the
     held-out ones); forbidden: values no generated conversation may contain outside episodes;
-    copy_tokens: the vocabulary tokens `copy` drills are made of (`word_pieces(tokenizer)`).
+    copy_tokens: the vocabulary tokens copy drills are made of (`copy_vocabulary(tokenizer)`).
     """
 
     def __init__(self, tools: Mapping[str, ToolSpec], train_tasks: Sequence[Task],
@@ -443,12 +457,14 @@ class Curriculum:
 
     # -- skills --
 
+    def bare_copy(self, rng: np.random.Generator) -> Example:
+        """5 to 24 random tokens, a newline, the same again: no chat frame."""
+        return copy_drill("bare_copy", self.copy_tokens, 0.0, False, rng)
+
     def copy(self, rng: np.random.Generator) -> Example:
-        """5 to 24 random word pieces, a newline, the same again: copying with no prefix before it."""
-        if not self.copy_tokens:
-            raise ValueError("`copy` drills need copy_tokens (e.g. word_pieces(tokenizer))")
-        picked = rng.choice(len(self.copy_tokens), int(rng.integers(5, 25)))
-        return Example("copy", [], None, plain=tuple(self.copy_tokens[i] for i in picked))
+        """5 to 24 random tokens said back, inside a random share of the chat frame."""
+        frame = float(rng.random())
+        return copy_drill("copy", self.copy_tokens, frame, bool(rng.random() < frame), rng)
 
     def repeat(self, rng: np.random.Generator) -> Example:
         """Say back one to six values in order: the barest copy drill, many copied tokens per example."""
@@ -626,7 +642,7 @@ class Curriculum:
                        meta={"task_id": task.task_id, "redrawn": new_text})
 
     def sample(self, skill: str, rng: np.random.Generator) -> Example:
-        makers = {"copy": self.copy, "repeat": self.repeat, "fill": self.fill, "extract": self.extract,
+        makers = {"bare_copy": self.bare_copy, "copy": self.copy, "repeat": self.repeat, "fill": self.fill, "extract": self.extract,
                   "dates": self.dates, "episodes": self.episode, "fresh": self.fresh}
         if skill not in makers:
             raise ValueError(f"unknown curriculum skill {skill!r}; known: {list(SKILLS)}")
@@ -753,11 +769,26 @@ class Schedule:
         return [SKILLS[i] for i in rng.choice(len(SKILLS), n, p=[w[s] for s in SKILLS])]
 
 
-def word_pieces(tokenizer) -> list[str]:
-    """Vocabulary tokens of two or more ASCII letters or digits (no specials, no spaces): what `copy`
-    drills are made of, so a drill's tokens seldom repeat."""
+def copy_drill(skill: str, tokens: Sequence[str], frame: float, header: bool, rng: np.random.Generator) -> Example:
+    """5 to 24 of `tokens` said back after the last `frame` share of a "Repeat exactly:" request's
+    chat (see `Example`), with the assistant header or a newline between the two copies."""
+    if not tokens:
+        raise ValueError(f"`{skill}` drills need copy_tokens (e.g. copy_vocabulary(tokenizer))")
+    n = int(rng.integers(5, 25))
+    # Half the drills draw from a pool of n tokens, so about a third of their tokens recur (as in
+    # values: "2023-10-18" repeats "-"): the copy must follow its place in the span, not just the
+    # last token.
+    pool = rng.choice(len(tokens), n, replace=False) if rng.random() < 0.5 else len(tokens)
+    picked = rng.choice(pool, n)
+    return Example(skill, [], None, meta={"frame": frame, "header": header}, plain=tuple(tokens[i] for i in picked))
+
+
+def copy_vocabulary(tokenizer) -> list[str]:
+    """Every vocabulary token but the special ones: what copy drills are made of. Copying a token
+    is learned token by token, so single letters, digits and punctuation (what values are made of)
+    are drawn too."""
     special = set(tokenizer.all_special_tokens)
-    return sorted(t for t in tokenizer.get_vocab() if len(t) >= 2 and t.isascii() and t.isalnum() and t not in special)
+    return sorted(t for t in tokenizer.get_vocab() if t not in special)
 
 
 def draw_examples(curriculum: Curriculum, schedule: Schedule, progress: float, n: int,

@@ -116,11 +116,46 @@ def loss_fn(learner: Learner, batch: dict, cfg: LossConfig):
     return loss, metrics
 
 
-@nnx.jit(static_argnums=(3,))
-def update_step(learner: Learner, optimizer: nnx.Optimizer, batch: dict, cfg: LossConfig):
-    (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(learner, batch, cfg)
+@nnx.jit(static_argnums=(3, 4))
+def update_step(learner: Learner, optimizer: nnx.Optimizer, batch: dict, cfg: LossConfig, micro_batches: int = 1):
+    """One optimizer step on a minibatch. With `micro_batches` > 1 the rows are split into that many
+    passes whose gradients are summed (less memory at once: the attention scores of a long
+    sequence dominate it), each weighted by its share of the minibatch's policy tokens (token
+    mean) or of its sequences with policy tokens (sequence mean): the same update as one pass."""
+    if micro_batches == 1:
+        (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(learner, batch, cfg)
+    else:
+        loss, metrics, grads = _accumulated(learner, batch, cfg, micro_batches)
     optimizer.update(learner, grads)
     return dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
+
+
+def _accumulated(learner: Learner, batch: dict, cfg: LossConfig, n: int):
+    rows = batch["tokens"].shape[0]
+    if rows % n:
+        raise ValueError(f"a minibatch of {rows} rows does not split into {n} micro-batches")
+    # micro-batch i takes rows i, i + n, i + 2n, ...: on a row-sharded batch every device keeps an
+    # equal part of each
+    micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // n, n, *x.shape[1:]), 0, 1), batch)
+    tokens_per_row = micro["loss_mask"][:, :, 1:].sum(-1).astype(jnp.float32)
+    counts = (tokens_per_row.sum(-1) if cfg.aggregation == "token_mean"
+              else (tokens_per_row > 0).sum(-1).astype(jnp.float32))
+    shares = counts / jnp.maximum(counts.sum(), 1.0)
+    graphdef, params, rest = nnx.split(learner, nnx.Param, ...)
+
+    def pass_loss(p, part):
+        return loss_fn(nnx.merge(graphdef, p, rest), part, cfg)
+
+    def one(carry, xs):
+        part, share = xs
+        (loss, metrics), grads = jax.value_and_grad(pass_loss, has_aux=True)(params, part)
+        weighted = jax.tree.map(lambda x: x * share, ((loss, metrics), grads))
+        return jax.tree.map(jnp.add, carry, weighted), None
+
+    shapes = jax.eval_shape(jax.value_and_grad(pass_loss, has_aux=True), params, jax.tree.map(lambda x: x[0], micro))
+    zero = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+    ((loss, metrics), grads), _ = jax.lax.scan(one, zero, (micro, shares))
+    return loss, metrics, grads
 
 
 def ppo_targets(rewards_at_end: np.ndarray, values: np.ndarray, mask: np.ndarray, cfg: LossConfig):

@@ -44,6 +44,7 @@ class TrainConfig:
     tasks_per_step: int = 4        # distinct tasks per step; each is sampled rollout.group_size times
     epochs: int = 1                # passes over a step's rollouts
     minibatch_size: int = 16       # rows per update
+    micro_batch_size: int | None = None   # rows per forward/backward pass (gradients summed); None: the minibatch
     lr: float = 1e-5
     warmup_steps: int = 2
     weight_decay: float = 0.0
@@ -61,6 +62,14 @@ class TrainConfig:
         for name in ("steps", "tasks_per_step", "epochs", "minibatch_size", "length_bucket"):
             if getattr(self, name) < 1:
                 raise ValueError(f"rl.{name} must be at least 1, got {getattr(self, name)}")
+        if self.micro_batch_size is not None and (self.micro_batch_size < 1
+                                                  or self.minibatch_size % self.micro_batch_size):
+            raise ValueError(f"rl.micro_batch_size ({self.micro_batch_size}) must divide rl.minibatch_size "
+                             f"({self.minibatch_size})")
+
+    @property
+    def micro_batches(self) -> int:
+        return self.minibatch_size // (self.micro_batch_size or self.minibatch_size)
 
 
 def data_mesh() -> jax.sharding.Mesh:
@@ -124,9 +133,11 @@ class Trainer:
         self.loss_cfg, self.rollout_cfg, self.cfg, self.logger = loss, rollout, config, logger
         self.mesh = mesh or data_mesh()
         rows = config.tasks_per_step * rollout.group_size
-        if rows % config.minibatch_size or config.minibatch_size % self.mesh.size:
+        per_pass = config.minibatch_size // config.micro_batches
+        if rows % config.minibatch_size or per_pass % self.mesh.size:
             raise ValueError(f"rl: tasks_per_step x group_size ({rows}) must be a multiple of minibatch_size "
-                             f"({config.minibatch_size}), itself a multiple of the device count ({self.mesh.size})")
+                             f"({config.minibatch_size}), and micro_batch_size ({per_pass}) a multiple of the "
+                             f"device count ({self.mesh.size})")
         self._replicated = NamedSharding(self.mesh, P())
         self._by_row = NamedSharding(self.mesh, P("data"))
         self.learner = Learner(policy, with_value_head=loss.algorithm == "ppo", seed=config.seed)
@@ -235,7 +246,7 @@ class Trainer:
                 mb = {k: jax.device_put(v, self._by_row) for k, v in take_rows(batch, rows, length).items()}
                 # the frozen reference's log-probs, on exactly the minibatch's shape
                 mb["ref_logp"] = sequence_log_probs(self.reference, mb["tokens"], mb["segment_ids"])
-                out = jax.device_get(update_step(self.learner, self.optimizer, mb, self.loss_cfg))
+                out = jax.device_get(update_step(self.learner, self.optimizer, mb, self.loss_cfg, cfg.micro_batches))
                 for k, v in out.items():
                     metrics_sum[k] = metrics_sum.get(k, 0.0) + float(v)
                 n_updates += 1

@@ -10,10 +10,10 @@ import pytest
 
 from orchestra.env.codec import parse_tool_calls
 from orchestra.env.views import ResponseView, ToolView
-from orchestra.model.chat import CHAT_TEMPLATE, IM_END, IM_START, assistant_body
+from orchestra.model.chat import CHAT_TEMPLATE, IM_END, IM_START, assistant_body, render_chat
 from orchestra.model.tokenizer import build_tokenizer
-from orchestra.rl.curriculum import (SKILLS, Curriculum, Schedule, ValueMaker, date_phrase, draw_examples,
-                                     time_phrase, value_texts, word_pieces)
+from orchestra.rl.curriculum import (SKILLS, Curriculum, Example, Schedule, ValueMaker, date_phrase, draw_examples,
+                                     time_phrase, value_texts, copy_vocabulary)
 from orchestra.rl.episodes import gold_messages
 from orchestra.synth.paths import read_field
 
@@ -35,7 +35,7 @@ def curriculum(booking):
     return Curriculum(booking.tools, booking.tasks, ResponseView(), ToolView())
 
 
-@pytest.mark.parametrize("skill", [s for s in SKILLS if s != "copy"])  # copy: no chat (below)
+@pytest.mark.parametrize("skill", [s for s in SKILLS if "copy" not in s])  # copy drills: below
 def test_policy_mask_covers_exactly_the_assistant_turns(skill, curriculum, tokenizer):
     for seed in SEEDS:
         example = curriculum.sample(skill, np.random.default_rng(seed))
@@ -49,21 +49,51 @@ def test_policy_mask_covers_exactly_the_assistant_turns(skill, curriculum, token
         assert example.messages[0]["content"] in context
 
 
-def test_copy_drills_repeat_word_pieces_with_no_chat_frame(booking, tokenizer):
-    pieces = word_pieces(tokenizer)
-    assert len(pieces) > 100 and all(p.isalnum() and p not in tokenizer.all_special_tokens for p in pieces)
+def test_copy_drills_repeat_copy_vocabulary_inside_a_random_share_of_the_chat_frame(booking, tokenizer):
+    pieces = copy_vocabulary(tokenizer)
+    assert len(pieces) == len(tokenizer) - len(tokenizer.all_special_tokens)
+    assert not set(pieces) & set(tokenizer.all_special_tokens)
     curriculum = Curriculum(booking.tools, booking.tasks, copy_tokens=pieces)
     start, newline, im_end = (tokenizer.encode(t, add_special_tokens=False) for t in (IM_START, "\n", IM_END))
-    for seed in SEEDS:
+    full = render_chat([{"role": "user", "content": "Repeat exactly: "}], add_generation_prompt=True)
+    cut = full.rindex(IM_END)
+    frames, recurring = [], []
+    for seed in range(40):
         example = curriculum.sample("copy", np.random.default_rng(seed))
         encoded = example.encode(tokenizer)
         ids = tokenizer.convert_tokens_to_ids(list(example.plain))
         assert 5 <= len(ids) <= 24 and not example.messages
-        # a start token, the pieces, a newline, then (the loss from here) the same pieces and <|im_end|>
-        assert encoded.token_ids.tolist() == start + ids + newline + ids + im_end
-        assert encoded.policy_mask.tolist() == [0] * (1 + len(ids) + 1) + [1] * (len(ids) + 1)
-    with pytest.raises(ValueError, match="copy_tokens"):
-        Curriculum(booking.tools, booking.tasks).sample("copy", np.random.default_rng(0))
+        # context, then (the loss from here) the same pieces and <|im_end|>
+        n_context = len(encoded.token_ids) - len(ids) - 1
+        assert encoded.token_ids[n_context:].tolist() == ids + im_end
+        assert encoded.policy_mask.tolist() == [0] * n_context + [1] * (len(ids) + 1)
+        # the context ends with the pieces and the assistant header or a newline, and before the
+        # pieces is a tail of the chat up to the request's end
+        context = tokenizer.decode(encoded.token_ids[:n_context])
+        request, _, after = context.rpartition(tokenizer.decode(ids))
+        assert after == (full[cut:] if example.meta["header"] else "\n")
+        assert request == IM_START or full[:cut].endswith(request)
+        frames.append(example.meta["frame"])
+        recurring.append(len(set(ids)) < len(ids))
+    assert min(frames) < 0.2 and max(frames) > 0.8
+    assert 0.2 < np.mean(recurring) < 0.8  # drills drawn from a small pool repeat some tokens
+    # the two ends: no frame (a start token alone) and the whole chat of a "Repeat exactly:" request
+    two = (pieces[0], pieces[1])
+    bare = Example("copy", [], None, meta={"frame": 0.0, "header": False}, plain=two)
+    ids = tokenizer.convert_tokens_to_ids(list(two))
+    said = tokenizer.decode(ids)
+    assert bare.encode(tokenizer).token_ids.tolist() == start + ids + newline + ids + im_end
+    for seed in SEEDS:  # `bare_copy` drills are those with no frame
+        example = curriculum.sample("bare_copy", np.random.default_rng(seed))
+        ids = tokenizer.convert_tokens_to_ids(list(example.plain))
+        assert 5 <= len(ids) <= 24
+        assert example.encode(tokenizer).token_ids.tolist() == start + ids + newline + ids + im_end
+    whole = Example("copy", [], None, meta={"frame": 1.0, "header": True}, plain=two).encode(tokenizer)
+    assert tokenizer.decode(whole.token_ids) == render_chat(
+        [{"role": "user", "content": "Repeat exactly: " + said}, {"role": "assistant", "content": said}])[:-1]
+    for skill in ("copy", "bare_copy"):
+        with pytest.raises(ValueError, match="copy_tokens"):
+            Curriculum(booking.tools, booking.tasks).sample(skill, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("skill", ["fill", "extract", "dates", "episodes", "fresh"])

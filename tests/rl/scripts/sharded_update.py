@@ -1,5 +1,6 @@
 """Run with 2 emulated CPU devices: one update with the batch sharded over a 2-device mesh equals
-the same update on a 1-device mesh. Prints the largest parameter difference."""
+the same update on a 1-device mesh, also when split into micro-batches. Prints the largest parameter
+difference of each."""
 
 import sys
 
@@ -32,19 +33,20 @@ if algorithm == "ppo":
 cfg = LossConfig(algorithm=algorithm, entropy_coef=0.01)
 
 
-def updated(devices):
+def updated(devices, micro_batches=1):
     mesh = jax.make_mesh((len(devices),), ("data",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
     learner = Learner(init_model(config, 0), with_value_head=algorithm == "ppo")
     optimizer = make_optimizer(learner, 1e-2, 1, 10, 0.0, 1.0)
     for module in (learner, optimizer):
         nnx.update(module, jax.device_put(nnx.state(module), NamedSharding(mesh, P())))
     placed = {k: jax.device_put(v, NamedSharding(mesh, P("data"))) for k, v in batch.items()}
-    metrics = update_step(learner, optimizer, placed, cfg)
+    metrics = update_step(learner, optimizer, placed, cfg, micro_batches)
     assert placed["tokens"].sharding.num_devices == len(devices)
     return jax.tree.leaves(nnx.to_pure_dict(nnx.state(learner))), float(metrics["loss"])
 
 
-sharded, loss2 = updated(jax.devices())
 single, loss1 = updated(jax.devices()[:1])
-diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(sharded, single))
-print(f"max_param_diff={diff:.3e} loss_diff={abs(loss1 - loss2):.3e}")
+for micro_batches in (1, 2):  # the sharded update, in one pass and in two micro-batches
+    sharded, loss2 = updated(jax.devices(), micro_batches)
+    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(sharded, single))
+    print(f"micro_batches={micro_batches} max_param_diff={diff:.3e} loss_diff={abs(loss1 - loss2):.3e}")
