@@ -61,5 +61,5 @@ def trainer(tok, run_dir: str, steps: int = 3, seed: int = 0, algorithm: str = "
                                    "max_episode_tokens": 512, **rollout})
     return Trainer(policy or model(len(tok), seed), tok, environment(tok), ToolView(), tasks(), RewardConfig(),
                    LossConfig(algorithm=algorithm), rollout_cfg,
-                   TrainConfig(steps=steps, tasks_per_step=2, minibatch_size=4, lr=lr, warmup_steps=1,
-                               checkpoint_every=1, checkpoint_keep=3, seed=seed, length_bucket=64), run_dir)
+                   TrainConfig(steps=steps, tasks_per_step=2, minibatch_size=4, micro_batch_size=2, lr=lr,
+                               warmup_steps=1, checkpoint_every=1, checkpoint_keep=3, seed=seed, length_bucket=64), run_dir)
