@@ -51,9 +51,7 @@ def parse_plan(text: str) -> list[tuple[str, int]]:
 
 
 def drill(kind: str, vocabulary: list[str], rng: np.random.Generator) -> Example:
-    frame = {"bare": 0.0, "whole": 1.0}.get(kind, float(rng.random()))
-    header = kind == "whole" or (kind == "framed" and rng.random() < frame)
-    return copy_drill(kind, vocabulary, frame, header, rng)
+    return copy_drill(kind, vocabulary, {"bare": 0.0, "whole": 1.0}.get(kind), rng)
 
 
 def batch(kind: str, vocabulary: list[str], tokenizer, rows: int, length: int, rng: np.random.Generator):

@@ -66,7 +66,7 @@ from orchestra.model.modeling import init_model
 from orchestra.model.presets import preset_config
 from orchestra.model.tokenizer import build_tokenizer, save_tokenizer
 from orchestra.rl.checkpoint import Checkpointer
-from orchestra.rl.curriculum import Curriculum, Schedule, draw_examples, value_texts, copy_vocabulary
+from orchestra.rl.curriculum import Curriculum, Schedule, copy_vocabulary, draw_examples, value_texts
 from orchestra.rl.episodes import gold_messages, tool_schemas
 from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy

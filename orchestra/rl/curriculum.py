@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,6 +113,7 @@ class Example:
                            np.asarray([0] * len(context) + [1] * len(answer), np.int32))
 
 
+@functools.lru_cache(maxsize=4)  # the same for every drill: encoded once per tokenizer
 def _copy_frame(tokenizer) -> tuple[list[int], list[int]]:
     """Token ids of a chat up to a "Repeat exactly: " request's end, and of the assistant header."""
     text = render_chat([{"role": "user", "content": "Repeat exactly: "}], add_generation_prompt=True)
@@ -459,12 +461,11 @@ class Curriculum:
 
     def bare_copy(self, rng: np.random.Generator) -> Example:
         """5 to 24 random tokens, a newline, the same again: no chat frame."""
-        return copy_drill("bare_copy", self.copy_tokens, 0.0, False, rng)
+        return copy_drill("bare_copy", self.copy_tokens, 0.0, rng)
 
     def copy(self, rng: np.random.Generator) -> Example:
         """5 to 24 random tokens said back, inside a random share of the chat frame."""
-        frame = float(rng.random())
-        return copy_drill("copy", self.copy_tokens, frame, bool(rng.random() < frame), rng)
+        return copy_drill("copy", self.copy_tokens, None, rng)
 
     def repeat(self, rng: np.random.Generator) -> Example:
         """Say back one to six values in order: the barest copy drill, many copied tokens per example."""
@@ -642,8 +643,8 @@ class Curriculum:
                        meta={"task_id": task.task_id, "redrawn": new_text})
 
     def sample(self, skill: str, rng: np.random.Generator) -> Example:
-        makers = {"bare_copy": self.bare_copy, "copy": self.copy, "repeat": self.repeat, "fill": self.fill, "extract": self.extract,
-                  "dates": self.dates, "episodes": self.episode, "fresh": self.fresh}
+        makers = {"bare_copy": self.bare_copy, "copy": self.copy, "repeat": self.repeat, "fill": self.fill,
+                  "extract": self.extract, "dates": self.dates, "episodes": self.episode, "fresh": self.fresh}
         if skill not in makers:
             raise ValueError(f"unknown curriculum skill {skill!r}; known: {list(SKILLS)}")
         return makers[skill](rng)
@@ -769,9 +770,15 @@ class Schedule:
         return [SKILLS[i] for i in rng.choice(len(SKILLS), n, p=[w[s] for s in SKILLS])]
 
 
-def copy_drill(skill: str, tokens: Sequence[str], frame: float, header: bool, rng: np.random.Generator) -> Example:
+def copy_drill(skill: str, tokens: Sequence[str], frame: float | None, rng: np.random.Generator) -> Example:
     """5 to 24 of `tokens` said back after the last `frame` share of a "Repeat exactly:" request's
-    chat (see `Example`), with the assistant header or a newline between the two copies."""
+    chat (see `Example`), with the assistant header between the two copies for the whole frame and a
+    newline otherwise. `frame=None`: a random share, with the header as often as that share."""
+    if frame is None:
+        frame = float(rng.random())
+        header = bool(rng.random() < frame)
+    else:
+        header = frame == 1.0
     if not tokens:
         raise ValueError(f"`{skill}` drills need copy_tokens (e.g. copy_vocabulary(tokenizer))")
     n = int(rng.integers(5, 25))
