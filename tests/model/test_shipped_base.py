@@ -1,6 +1,6 @@
 """The shipped small base policy (checkpoints/small-base): the main job's default model points at it,
 it loads through the same loader as any Hugging Face checkpoint, and on a task whose values it never
-saw it answers with a well-formed tool call."""
+saw it answers with a well-formed tool call, most often the exact one."""
 
 from pathlib import Path
 
@@ -45,11 +45,11 @@ def test_it_answers_unseen_tasks_with_well_formed_tool_calls(booking, main_confi
     assert len(held_out) == 8, "too few synthesised tasks avoid the values the base was trained on"
     plain = OmegaConf.to_container(main_config.eval, resolve=True)
     config = eval_config({**plain, "max_turns": 1, "batch_size": 8, "progress": False})
-    _, samples = evaluate(SamplerPolicy(model, tokenizer, max_new_tokens=160), held_out, booking.tools, config,
+    summary, samples = evaluate(SamplerPolicy(model, tokenizer, max_new_tokens=160), held_out, booking.tools, config,
                           exact_match=booking.exact_match)
-    # The base cannot copy unseen values yet (its model card), and long numeric calls sometimes break
-    # its JSON; what it must do is answer the first turn with a parsable call of an offered tool,
-    # with known parameter names, on most tasks.
+    # A parsable call of an offered tool with known parameter names on most tasks, and on at least
+    # half of them the exact first call, values copied from a request it never saw (the base's card:
+    # 29% of all held-out calls exact, first calls being the easiest; 7 of these 8 when it was made).
     good = 0
     for task, sample in zip(held_out, samples):
         calls = sample["turns"][0]["calls"]
@@ -57,3 +57,4 @@ def test_it_answers_unseen_tasks_with_well_formed_tool_calls(booking, main_confi
             c["parse_error"] is None and c["function"] in task.candidate_tools
             and set(c["arguments"]) <= set(booking.tools[c["function"]].param_names) for c in calls)
     assert good >= 6, [s["turns"][0]["text"] for s in samples]
+    assert summary["overall"]["matched_calls"] >= 4, [s["turns"][0]["calls"] for s in samples]
