@@ -585,7 +585,8 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict:
 
     budget = cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
     # The next chunk is made in a thread while the device trains on this one (on a GPU, making the
-    # batches in Python is the slower half); chunk c starts at the step after chunk c-1's last batch.
+    # batches in Python takes about as long as training on them); chunk c starts at the step after
+    # chunk c-1's last batch, so the data do not depend on the thread.
     maker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     chunk = stream.chunk(state["chunk"], state["chunk_start"])
     upcoming = maker.submit(stream.chunk, state["chunk"] + 1, state["chunk_start"] + len(chunk.batches))

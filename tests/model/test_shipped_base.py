@@ -45,8 +45,8 @@ def test_it_answers_unseen_tasks_with_well_formed_tool_calls(booking, main_confi
     assert len(held_out) == 8, "too few synthesised tasks avoid the values the base was trained on"
     plain = OmegaConf.to_container(main_config.eval, resolve=True)
     config = eval_config({**plain, "max_turns": 1, "batch_size": 8, "progress": False})
-    summary, samples = evaluate(SamplerPolicy(model, tokenizer, max_new_tokens=160), held_out, booking.tools, config,
-                          exact_match=booking.exact_match)
+    summary, samples = evaluate(SamplerPolicy(model, tokenizer, max_new_tokens=160), held_out, booking.tools,
+                                config, exact_match=booking.exact_match)
     # A parsable call of an offered tool with known parameter names on most tasks, and on at least
     # half of them the exact first call, values copied from a request it never saw (the base's card:
     # 29% of all held-out calls exact, first calls being the easiest; 7 of these 8 when it was made).
