@@ -152,7 +152,8 @@ def main(cfg: DictConfig) -> None:
                     logger.log({"phase": "sft", "loss": loss, "tokens": tokens}, step)
                     bar.update(task, advance=1, info=f"loss {loss:.3f}")
                 sft = run_sft(model, tokenizer, split.train, eco.tools, env.view, tool_view, rl.sft.steps,
-                              rl.sft.batch_size, rl.sft.lr, rl.sft.warmup_steps, rl.sft.max_len, cfg.seed, on_step)
+                              rl.sft.batch_size, rl.sft.lr, rl.sft.warmup_steps, rl.sft.max_len, cfg.seed, on_step,
+                              rl.sft.micro_batches)
             console.print(f"SFT on {sft['episodes']} gold episodes ({sft['skipped_too_long']} too long, skipped)")
             trainer.reset_reference()
             run_eval("sft")

@@ -9,7 +9,11 @@ per shape (compilation excluded).
 Tasks, views, batch size and episode cap come from the main job's config (conf/config.yaml, with
 any Hydra overrides given after the options), so the figures are those of `experiments.run`.
 
-    python -m experiments.bench.bench_sft_batching [--steps 8] [seed=1 synth.count=800 ...]
+With `--micro 1,4` (and `--steps N`), the same N length-grouped batches are also timed with the
+forward and backward passes run in that many micro-batches (`rl.sft.micro_batch_size` = batch size
+over it), one setting after the other in this process, compilation excluded.
+
+    python -m experiments.bench.bench_sft_batching [--steps 8] [--micro 1,4] [seed=1 synth.count=800 ...]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def shuffled_batches(ids, masks, batch_size: int, rng: np.random.Generator, buck
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=0, help="also time this many SFT steps of each")
+    parser.add_argument("--micro", default="", help="comma-separated micro-batch counts to time (with --steps)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the main job's config")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
@@ -97,6 +102,24 @@ def main() -> None:
             seconds[name] = time.perf_counter() - start
             print(f"{name:>10}: {args.steps} steps in {seconds[name]:.1f} s ({seconds[name] / args.steps:.1f} s/step)")
         print(f"time, by length / shuffled: {seconds['by length'] / seconds['shuffled']:.2f}")
+
+    counts = [int(m) for m in args.micro.split(",") if m]
+    if counts and args.steps:
+        todo = [b for b, _ in zip(batches(ids, masks, batch_size, np.random.default_rng(seed)), range(args.steps))]
+        seconds = {}
+        for m in counts:
+            model = load_model(model_path)
+            optimizer = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
+            for shape in sorted({b.tokens.shape for b in todo}):  # compile each shape once, untimed
+                b = next(x for x in todo if x.tokens.shape == shape)
+                sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids, m)[0].block_until_ready()
+            start = time.perf_counter()
+            for b in todo:
+                loss, _ = sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids, m)
+            loss.block_until_ready()
+            seconds[m] = time.perf_counter() - start
+            print(f"{m} micro-batch(es) of {batch_size // m} rows: {args.steps} steps in {seconds[m]:.1f} s "
+                  f"({seconds[m] / args.steps:.1f} s/step, {seconds[counts[0]] / seconds[m]:.2f}x the first)")
 
 
 if __name__ == "__main__":

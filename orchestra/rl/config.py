@@ -20,10 +20,19 @@ class SFTConfig:
     lr: float = 5e-4
     warmup_steps: int = 5
     max_len: int = 2048
+    micro_batch_size: int | None = None   # rows per forward/backward pass (gradients summed); None: the batch
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1 or self.max_len < 16:
             raise ValueError(f"rl.sft: steps >= 0, batch_size >= 1 and max_len >= 16 are required, got {self}")
+        if self.micro_batch_size is not None and (self.micro_batch_size < 1
+                                                  or self.batch_size % self.micro_batch_size):
+            raise ValueError(f"rl.sft.micro_batch_size ({self.micro_batch_size}) must divide rl.sft.batch_size "
+                             f"({self.batch_size})")
+
+    @property
+    def micro_batches(self) -> int:
+        return self.batch_size // (self.micro_batch_size or self.batch_size)
 
 
 @dataclasses.dataclass(frozen=True)

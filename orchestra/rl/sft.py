@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -61,29 +62,51 @@ def batches(ids, masks, batch_size: int, rng: np.random.Generator, bucket: int =
             yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows], length)
 
 
-def next_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, jax.Array]:
-    """Mean cross-entropy of predicting each policy token from its prefix; also the token count."""
+def summed_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, jax.Array]:
+    """Summed cross-entropy of predicting each policy token from its prefix, and the token count."""
     positions = jnp.broadcast_to(jnp.arange(tokens.shape[1] - 1), (tokens.shape[0], tokens.shape[1] - 1))
     logits, _ = model(tokens[:, :-1], positions, segment_ids[:, :-1])
     weights = loss_mask[:, 1:].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
-    count = weights.sum()
-    return (ce * weights).sum() / jnp.maximum(count, 1.0), count
+    return (ce * weights).sum(), weights.sum()
 
 
-@nnx.jit
-def sft_step(model, optimizer: nnx.Optimizer, tokens, loss_mask, segment_ids):
-    def loss_fn(m):
-        return next_token_loss(m, tokens, loss_mask, segment_ids)
+def next_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, jax.Array]:
+    """Mean cross-entropy of predicting each policy token from its prefix; also the token count."""
+    total, count = summed_token_loss(model, tokens, loss_mask, segment_ids)
+    return total / jnp.maximum(count, 1.0), count
 
-    (loss, count), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+
+@functools.partial(nnx.jit, static_argnames="micro_batches")
+def sft_step(model, optimizer: nnx.Optimizer, tokens, loss_mask, segment_ids, micro_batches: int = 1):
+    """One step on the batch's mean token loss. The forward and backward passes run on
+    `micro_batches` parts of the rows in turn (part i: rows i, i + n, ...) with the gradients summed:
+    the same step in less memory, since the attention scores of the whole batch are never held."""
+    rows = tokens.shape[0]
+    if rows % micro_batches:
+        raise ValueError(f"an SFT batch of {rows} rows does not split into {micro_batches} micro-batches")
+    scale = 1.0 / jnp.maximum(loss_mask[:, 1:].sum().astype(jnp.float32), 1.0)
+    parts = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // micro_batches, micro_batches, *x.shape[1:]), 0, 1),
+                         (tokens, loss_mask, segment_ids))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def part_loss(p, part):
+        total, count = summed_token_loss(nnx.merge(graphdef, p, rest), *part)
+        return total * scale, count
+
+    def one(carry, part):
+        (loss, count), grads = jax.value_and_grad(part_loss, has_aux=True)(params, part)
+        return jax.tree.map(jnp.add, carry, ((loss, count), grads)), None
+
+    zero = ((jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)), jax.tree.map(jnp.zeros_like, params))
+    ((loss, count), grads), _ = jax.lax.scan(one, zero, parts)
     optimizer.update(model, grads)
     return loss, count
 
 
 def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], view: ResponseView, tool_view: ToolView,
             steps: int, batch_size: int, lr: float, warmup_steps: int, max_len: int, seed: int,
-            on_step=None) -> dict:
+            on_step=None, micro_batches: int = 1) -> dict:
     """Warm-start `model` in place on the gold episodes of `tasks`; returns a summary."""
     ids, masks, skipped = encode_gold_episodes(tasks, tools, tokenizer, view, tool_view, max_len)
     if len(ids) < batch_size:
@@ -97,7 +120,7 @@ def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], vie
     losses = []
     for step in range(steps):
         b = next(stream)
-        loss, count = sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids)
+        loss, count = sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids, micro_batches)
         losses.append(float(loss))
         if on_step is not None:
             on_step(step, float(loss), int(b.segment_ids.sum()))

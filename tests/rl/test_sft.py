@@ -1,0 +1,44 @@
+"""The SFT warm start's step."""
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from orchestra.model.config import ModelConfig
+from orchestra.model.modeling import init_model
+from orchestra.rl.config import rl_config
+from orchestra.rl.sft import next_token_loss, sft_step
+
+
+def test_a_micro_batched_sft_step_equals_the_one_pass_step():
+    config = ModelConfig(model_type="qwen2", vocab_size=64, hidden_size=32, num_layers=2, num_heads=2,
+                         num_kv_heads=1, intermediate_size=64, max_position_embeddings=64, dtype="float32")
+    rng = np.random.default_rng(0)
+    b, t = 8, 24
+    tokens = rng.integers(0, 64, (b, t)).astype(np.int32)
+    mask = (rng.random((b, t)) < 0.5).astype(np.int32)
+    mask[5] = 0  # rows hold different numbers of policy tokens: the mean is over all of the batch's
+    segments = np.ones((b, t), np.int32)
+    segments[2, 15:] = 0
+    results = []
+    for micro_batches in (1, 4):
+        model = init_model(config, 0)
+        optimizer = nnx.Optimizer(model, optax.sgd(1.0), wrt=nnx.Param)  # parameters move by the gradient itself
+        loss, count = sft_step(model, optimizer, tokens, mask, segments, micro_batches)
+        results.append((float(loss), float(count), jax.tree.leaves(nnx.to_pure_dict(nnx.state(model)))))
+    (loss1, count1, one), (loss4, count4, four) = results
+    reference, reference_count = next_token_loss(init_model(config, 0), tokens, mask, segments)
+    assert loss1 == pytest.approx(float(reference), rel=1e-5)
+    assert loss4 == pytest.approx(loss1, rel=1e-5) and count4 == count1 == float(reference_count)
+    assert max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(one, four)) < 1e-5
+    with pytest.raises(ValueError, match="micro-batches"):
+        sft_step(model, optimizer, tokens, mask, segments, 3)
+
+
+def test_an_sft_micro_batch_size_that_does_not_divide_the_batch_is_a_config_error():
+    assert rl_config({"algorithm": "grpo", "sft": {"batch_size": 8, "micro_batch_size": 2}}, 0).sft.micro_batches == 4
+    assert rl_config({"algorithm": "grpo", "sft": {"batch_size": 8}}, 0).sft.micro_batches == 1
+    with pytest.raises(ValueError, match=r"rl.sft.micro_batch_size \(3\) must divide rl.sft.batch_size \(8\)"):
+        rl_config({"algorithm": "grpo", "sft": {"batch_size": 8, "micro_batch_size": 3}}, 0)
