@@ -130,13 +130,18 @@ def update_step(learner: Learner, optimizer: nnx.Optimizer, batch: dict, cfg: Lo
     return dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
 
 
-def _accumulated(learner: Learner, batch: dict, cfg: LossConfig, n: int):
-    rows = batch["tokens"].shape[0]
+def strided_parts(tree, n: int, what: str):
+    """Every array of `tree` cut into n micro-batches stacked on a new leading axis, micro-batch i
+    holding rows i, i + n, i + 2n, ...: on a row-sharded batch every device keeps an equal part of each.
+    `what` names the batch in the error when its rows do not split."""
+    rows = jax.tree.leaves(tree)[0].shape[0]
     if rows % n:
-        raise ValueError(f"a minibatch of {rows} rows does not split into {n} micro-batches")
-    # micro-batch i takes rows i, i + n, i + 2n, ...: on a row-sharded batch every device keeps an
-    # equal part of each
-    micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // n, n, *x.shape[1:]), 0, 1), batch)
+        raise ValueError(f"{what} of {rows} rows does not split into {n} micro-batches")
+    return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // n, n, *x.shape[1:]), 0, 1), tree)
+
+
+def _accumulated(learner: Learner, batch: dict, cfg: LossConfig, n: int):
+    micro = strided_parts(batch, n, "a minibatch")
     tokens_per_row = micro["loss_mask"][:, :, 1:].sum(-1).astype(jnp.float32)
     counts = (tokens_per_row.sum(-1) if cfg.aggregation == "token_mean"
               else (tokens_per_row > 0).sum(-1).astype(jnp.float32))

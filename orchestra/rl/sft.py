@@ -15,6 +15,7 @@ from orchestra.data.types import Task, ToolSpec
 from orchestra.env.views import ResponseView, ToolView
 from orchestra.model.chat import encode_chat
 from orchestra.rl.episodes import gold_messages, tool_schemas
+from orchestra.rl.learner import strided_parts
 from orchestra.rl.trainer import minibatches
 
 
@@ -82,12 +83,8 @@ def sft_step(model, optimizer: nnx.Optimizer, tokens, loss_mask, segment_ids, mi
     """One step on the batch's mean token loss. The forward and backward passes run on
     `micro_batches` parts of the rows in turn (part i: rows i, i + n, ...) with the gradients summed:
     the same step in less memory, since the attention scores of the whole batch are never held."""
-    rows = tokens.shape[0]
-    if rows % micro_batches:
-        raise ValueError(f"an SFT batch of {rows} rows does not split into {micro_batches} micro-batches")
+    parts = strided_parts((tokens, loss_mask, segment_ids), micro_batches, "an SFT batch")
     scale = 1.0 / jnp.maximum(loss_mask[:, 1:].sum().astype(jnp.float32), 1.0)
-    parts = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // micro_batches, micro_batches, *x.shape[1:]), 0, 1),
-                         (tokens, loss_mask, segment_ids))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def part_loss(p, part):
