@@ -153,7 +153,7 @@ def main(cfg: DictConfig) -> None:
                     bar.update(task, advance=1, info=f"loss {loss:.3f}")
                 sft = run_sft(model, tokenizer, split.train, eco.tools, env.view, tool_view, rl.sft.steps,
                               rl.sft.batch_size, rl.sft.lr, rl.sft.warmup_steps, rl.sft.max_len, cfg.seed, on_step,
-                              rl.sft.micro_batches)
+                              rl.sft.micro_batch_size)
             console.print(f"SFT on {sft['episodes']} gold episodes ({sft['skipped_too_long']} too long, skipped)")
             trainer.reset_reference()
             run_eval("sft")

@@ -4,7 +4,8 @@ One GRPO update (`orchestra.rl.learner.update_step`) of a `--rows`-row minibatch
 rollouts (random tokens; the last 40% of each row are policy tokens), on the shipped small base (or
 `--model`), split into 1 (the baseline), 2, 4, ... passes whose gradients are summed. Every variant
 computes the same update; they differ in how much memory is live at once (the attention scores of
-long rows dominate it). Compilation is excluded (one untimed update per variant); each figure is the
+long rows dominate it). All rows have the same length here; what cutting each pass to its own
+length adds is measured by `bench_sft_batching`. Compilation is excluded (one untimed update per variant); each figure is the
 best of `--repeats` updates, wall-clock and process CPU time.
 
     python -m experiments.bench.bench_micro_batches [--rows 16 --length 2048 --micro 1,2,4,8]
@@ -17,14 +18,13 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from orchestra.model.loader import load_model
 from orchestra.rl.learner import Learner, LossConfig, make_optimizer, update_step
-from orchestra.rl.trainer import data_mesh
+from orchestra.rl.trainer import data_mesh, take_rows
 
 SHIPPED_BASE = Path(__file__).resolve().parents[2] / "checkpoints" / "small-base"
 
@@ -38,7 +38,7 @@ def minibatch(rows: int, length: int, vocab: int, seed: int = 0) -> dict:
              "old_logp": -rng.random((rows, length - 1)).astype(np.float32) * 4,
              "ref_logp": -rng.random((rows, length - 1)).astype(np.float32) * 4,
              "advantages": rng.normal(size=rows).astype(np.float32)}
-    return {k: jnp.asarray(v) for k, v in batch.items()}
+    return batch
 
 
 def main() -> None:
@@ -56,16 +56,18 @@ def main() -> None:
     mesh = data_mesh()  # placed as the trainer places them: state replicated, rows sharded
     for module in (learner, optimizer):
         nnx.update(module, jax.device_put(nnx.state(module), NamedSharding(mesh, P())))
-    batch = jax.device_put(minibatch(args.rows, args.length, policy.config.vocab_size), NamedSharding(mesh, P("data")))
+    batch = minibatch(args.rows, args.length, policy.config.vocab_size)
     cfg = LossConfig()
     print(f"one GRPO update of {args.rows} rows x {args.length} tokens, {jax.device_count()} device(s)")
     baseline = None
     for passes in (int(x) for x in args.micro.split(",")):
-        jax.block_until_ready(update_step(learner, optimizer, batch, cfg, passes))  # compile
+        parts = [jax.device_put(take_rows(batch, np.arange(i, args.rows, passes), args.length),
+                                NamedSharding(mesh, P("data"))) for i in range(passes)]
+        jax.block_until_ready(update_step(learner, optimizer, parts, cfg))  # compile
         best_wall = best_cpu = float("inf")
         for _ in range(args.repeats):
             wall, cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(update_step(learner, optimizer, batch, cfg, passes))
+            jax.block_until_ready(update_step(learner, optimizer, parts, cfg))
             best_wall, best_cpu = min(best_wall, time.perf_counter() - wall), min(best_cpu, time.process_time() - cpu)
         baseline = baseline or (best_wall, best_cpu)
         print(f"{passes} pass(es) of {args.rows // passes:3d} rows: {best_wall:6.1f} s wall "

@@ -1,19 +1,21 @@
-"""SFT warm-start batching: rows grouped by length (`orchestra.rl.sft.batches`) against the shuffled
-batches it replaced, on the main job's own training tasks and the shipped small base.
+"""How SFT batches are cut into passes, on the main job's own gold episodes and the shipped small base.
 
-Both pad each batch to `256 * 2**k` of its longest row; they differ only in which episodes share a
-batch. Reported: padded tokens per epoch (what the compiled steps compute on) and, with `--steps N`,
-the wall time of N SFT steps of each, run one after the other in this process after one untimed step
-per shape (compilation excluded).
+Three ways to run the same SFT steps, one after the other in this process:
+- `one pass`: batches of episodes of similar length, each padded to `256 * 2**k` of its longest
+  row, in one forward/backward pass (the warm start until stop 14);
+- `grouped 2^k`: the same batches in passes of `--micro` rows, every pass padded to its batch's
+  length (stop 14);
+- `own length` (the main job now, `orchestra.rl.sft`): batches in random order, each cut into
+  passes of `--micro` rows of similar length, every pass padded to a multiple of 128 of its own
+  longest row.
+Reported per way: padded tokens per epoch (what the compiled steps compute on), distinct pass shapes
+(one compilation each) and, with `--steps N`, the wall time of N steps after one untimed step per
+shape (compilation excluded), with the ratio to the first way.
 
 Tasks, views, batch size and episode cap come from the main job's config (conf/config.yaml, with
 any Hydra overrides given after the options), so the figures are those of `experiments.run`.
 
-With `--micro 1,4` (and `--steps N`), the same N length-grouped batches are also timed with the
-forward and backward passes run in that many micro-batches (`rl.sft.micro_batch_size` = batch size
-over it), one setting after the other in this process, compilation excluded.
-
-    python -m experiments.bench.bench_sft_batching [--steps 8] [--micro 1,4] [seed=1 synth.count=800 ...]
+    python -m experiments.bench.bench_sft_batching [--steps 8] [--micro 2] [seed=1 synth.count=800 ...]
 """
 
 from __future__ import annotations
@@ -35,26 +37,51 @@ from orchestra.env.config import env_config
 from orchestra.model.chat import load_tokenizer
 from orchestra.model.loader import load_model
 from orchestra.rl.sft import batches, encode_gold_episodes, pad_batch, sft_step
-from orchestra.rl.trainer import padded_length
+from orchestra.rl.trainer import micro_batches
 from orchestra.synth import SynthConfig, read_seen_values, split_tasks, synthesize
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def shuffled_batches(ids, masks, batch_size: int, rng: np.random.Generator, bucket: int = 256):
-    """The baseline: each epoch shuffled and cut in order, whatever the lengths."""
+def power_of_two_length(length: int, bucket: int = 256) -> int:
+    out = bucket
+    while out < length:
+        out *= 2
+    return out
+
+
+def grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator):
+    """The earlier batches: each epoch's episodes sorted by length (ties at random) and cut in
+    order, the batches in random order."""
     while True:
-        order = rng.permutation(len(ids))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            rows = order[start: start + batch_size]
-            length = padded_length(max(len(ids[i]) for i in rows), bucket)
-            yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows], length)
+        order = np.lexsort((rng.permutation(len(lengths)), lengths))[: len(lengths) - len(lengths) % batch_size]
+        cut = [order[s: s + batch_size] for s in range(0, len(order), batch_size)]
+        for i in rng.permutation(len(cut)):
+            yield cut[i]
+
+
+def steps_of(way: str, ids, masks, lengths, batch_size: int, micro: int, n: int, seed: int):
+    """n steps, each a list of padded passes (TokenBatch), cut the given way."""
+    rng = np.random.default_rng(seed)
+    stream = batches(len(ids), batch_size, rng) if way == "own length" else grouped_batches(lengths, batch_size, rng)
+    out = []
+    for _ in range(n):
+        rows = next(stream)
+        if way == "own length":
+            cuts = micro_batches(rows, lengths, micro, 128)
+        else:
+            length = power_of_two_length(int(lengths[rows].max()))
+            size = batch_size if way == "one pass" else micro
+            cuts = [(rows[i: i + size], length) for i in range(0, len(rows), size)]
+        out.append([pad_batch([ids[i] for i in r if i >= 0], [masks[i] for i in r if i >= 0], length)
+                    for r, length in cuts])
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=0, help="also time this many SFT steps of each")
-    parser.add_argument("--micro", default="", help="comma-separated micro-batch counts to time (with --steps)")
+    parser.add_argument("--steps", type=int, default=0, help="also time this many SFT steps of each way")
+    parser.add_argument("--micro", type=int, default=2, help="rows per pass")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the main job's config")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
@@ -70,56 +97,39 @@ def main() -> None:
     tokenizer = load_tokenizer(model_path)
     ids, masks, _ = encode_gold_episodes(tasks, eco.tools, tokenizer, view, tool_view, sft["max_len"])
     batch_size = sft["batch_size"]
+    if batch_size % args.micro:
+        raise SystemExit(f"--micro {args.micro} must divide rl.sft.batch_size {batch_size}")
     lengths = np.array([len(x) for x in ids])
     print(f"{len(ids)} gold episodes, tokens min/median/max {lengths.min()}/{int(np.median(lengths))}/"
-          f"{lengths.max()}, {lengths.sum():,} in all")
+          f"{lengths.max()}, {lengths.sum():,} in all; batches of {batch_size}, passes of {args.micro} rows")
 
+    ways = ("one pass", "grouped 2^k", "own length")
     per_epoch = len(ids) // batch_size
-    streams = {"shuffled": shuffled_batches, "by length": batches}
-    padded = {}
-    for name, make in streams.items():
-        stream = make(ids, masks, batch_size, np.random.default_rng(seed))
-        shapes = [next(stream).tokens.shape for _ in range(10 * per_epoch)]
-        padded[name] = sum(b * t for b, t in shapes) / 10
-        print(f"{name:>10}: {padded[name]:,.0f} padded tokens per epoch "
-              f"({lengths.sum() / padded[name]:.0%} real)")
-    print(f"padded tokens, by length / shuffled: {padded['by length'] / padded['shuffled']:.2f}")
+    for way in ways:
+        steps = steps_of(way, ids, masks, lengths, batch_size, args.micro, 10 * per_epoch, seed)
+        padded = sum(p.tokens.size for parts in steps for p in parts) / 10
+        shapes = {p.tokens.shape for parts in steps for p in parts}
+        print(f"{way:>12}: {padded:,.0f} padded tokens per epoch ({lengths.sum() / padded:.0%} real), "
+              f"{len(shapes)} pass shapes")
 
     if args.steps:
         seconds = {}
-        for name, make in streams.items():
+        for way in ways:
             model = load_model(model_path)
             optimizer = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
-            stream = make(ids, masks, batch_size, np.random.default_rng(seed))
-            todo = [next(stream) for _ in range(args.steps)]
-            for shape in sorted({b.tokens.shape for b in todo}):  # compile each shape once, untimed
-                b = next(x for x in todo if x.tokens.shape == shape)
-                sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids)[0].block_until_ready()
+            todo = steps_of(way, ids, masks, lengths, batch_size, args.micro, args.steps, seed)
+            done = set()
+            for parts in todo:  # compile each pass shape once, untimed
+                new = [p for p in parts if p.tokens.shape not in done]
+                if new:
+                    sft_step(model, optimizer, new)
+                    done |= {p.tokens.shape for p in new}
             start = time.perf_counter()
-            for b in todo:
-                loss, _ = sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids)
-            loss.block_until_ready()
-            seconds[name] = time.perf_counter() - start
-            print(f"{name:>10}: {args.steps} steps in {seconds[name]:.1f} s ({seconds[name] / args.steps:.1f} s/step)")
-        print(f"time, by length / shuffled: {seconds['by length'] / seconds['shuffled']:.2f}")
-
-    counts = [int(m) for m in args.micro.split(",") if m]
-    if counts and args.steps:
-        todo = [b for b, _ in zip(batches(ids, masks, batch_size, np.random.default_rng(seed)), range(args.steps))]
-        seconds = {}
-        for m in counts:
-            model = load_model(model_path)
-            optimizer = nnx.Optimizer(model, optax.adamw(1e-4), wrt=nnx.Param)
-            for shape in sorted({b.tokens.shape for b in todo}):  # compile each shape once, untimed
-                b = next(x for x in todo if x.tokens.shape == shape)
-                sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids, m)[0].block_until_ready()
-            start = time.perf_counter()
-            for b in todo:
-                loss, _ = sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids, m)
-            loss.block_until_ready()
-            seconds[m] = time.perf_counter() - start
-            print(f"{m} micro-batch(es) of {batch_size // m} rows: {args.steps} steps in {seconds[m]:.1f} s "
-                  f"({seconds[m] / args.steps:.1f} s/step, {seconds[counts[0]] / seconds[m]:.2f}x the first)")
+            for parts in todo:
+                sft_step(model, optimizer, parts)   # returns floats: each step is waited for
+            seconds[way] = time.perf_counter() - start
+            print(f"{way:>12}: {args.steps} steps in {seconds[way]:.1f} s ({seconds[way] / args.steps:.1f} s/step, "
+                  f"{seconds[ways[0]] / seconds[way]:.2f}x {ways[0]})", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,6 @@ class SFTConfig:
             raise ValueError(f"rl.sft.micro_batch_size ({self.micro_batch_size}) must divide rl.sft.batch_size "
                              f"({self.batch_size})")
 
-    @property
-    def micro_batches(self) -> int:
-        return self.batch_size // (self.micro_batch_size or self.batch_size)
-
 
 @dataclasses.dataclass(frozen=True)
 class DistributedConfig:

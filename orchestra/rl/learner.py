@@ -1,4 +1,4 @@
-"""The learner: the policy (and, for PPO, a value head), its frozen reference, and one jitted update.
+"""The learner: the policy (and, for PPO, a value head), its frozen reference, and the update step.
 
 One RL update takes a padded batch of rollouts ([batch, time] arrays) and runs `epochs` passes of
 minibatch steps of the clipped objective with a KL penalty to the frozen reference and an entropy
@@ -116,51 +116,52 @@ def loss_fn(learner: Learner, batch: dict, cfg: LossConfig):
     return loss, metrics
 
 
-@nnx.jit(static_argnums=(3, 4))
-def update_step(learner: Learner, optimizer: nnx.Optimizer, batch: dict, cfg: LossConfig, micro_batches: int = 1):
-    """One optimizer step on a minibatch. With `micro_batches` > 1 the rows are split into that many
-    passes whose gradients are summed (less memory at once: the attention scores of a long
-    sequence dominate it), each weighted by its share of the minibatch's policy tokens (token
-    mean) or of its sequences with policy tokens (sequence mean): the same update as one pass."""
-    if micro_batches == 1:
-        (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(learner, batch, cfg)
-    else:
-        loss, metrics, grads = _accumulated(learner, batch, cfg, micro_batches)
-    optimizer.update(learner, grads)
-    return dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
+def policy_weight(loss_mask, aggregation: str):
+    """A part's weight in the minibatch's loss: its policy tokens (token mean) or its sequences with
+    policy tokens (sequence mean of token means)."""
+    tokens_per_row = loss_mask[:, 1:].sum(-1).astype(jnp.float32)
+    return tokens_per_row.sum() if aggregation == "token_mean" else (tokens_per_row > 0).sum().astype(jnp.float32)
 
 
-def strided_parts(tree, n: int, what: str):
-    """Every array of `tree` cut into n micro-batches stacked on a new leading axis, micro-batch i
-    holding rows i, i + n, i + 2n, ...: on a row-sharded batch every device keeps an equal part of each.
-    `what` names the batch in the error when its rows do not split."""
-    rows = jax.tree.leaves(tree)[0].shape[0]
-    if rows % n:
-        raise ValueError(f"{what} of {rows} rows does not split into {n} micro-batches")
-    return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(rows // n, n, *x.shape[1:]), 0, 1), tree)
+@nnx.jit(static_argnums=(2,))
+def _part_gradients(learner: Learner, part: dict, cfg: LossConfig):
+    (loss, metrics), grads = nnx.value_and_grad(loss_fn, has_aux=True)(learner, part, cfg)
+    weight = policy_weight(part["loss_mask"], cfg.aggregation)
+    return jax.tree.map(lambda x: x * weight, (dict(metrics, loss=loss), grads)), weight
 
 
-def _accumulated(learner: Learner, batch: dict, cfg: LossConfig, n: int):
-    micro = strided_parts(batch, n, "a minibatch")
-    tokens_per_row = micro["loss_mask"][:, :, 1:].sum(-1).astype(jnp.float32)
-    counts = (tokens_per_row.sum(-1) if cfg.aggregation == "token_mean"
-              else (tokens_per_row > 0).sum(-1).astype(jnp.float32))
-    shares = counts / jnp.maximum(counts.sum(), 1.0)
-    graphdef, params, rest = nnx.split(learner, nnx.Param, ...)
+@jax.jit
+def _add(a, b):
+    return jax.tree.map(jnp.add, a, b)
 
-    def pass_loss(p, part):
-        return loss_fn(nnx.merge(graphdef, p, rest), part, cfg)
 
-    def one(carry, xs):
-        part, share = xs
-        (loss, metrics), grads = jax.value_and_grad(pass_loss, has_aux=True)(params, part)
-        weighted = jax.tree.map(lambda x: x * share, ((loss, metrics), grads))
-        return jax.tree.map(jnp.add, carry, weighted), None
+def summed(outputs):
+    """The sum of a sequence of equally shaped pytrees (one jitted add per item)."""
+    total = None
+    for out in outputs:
+        total = out if total is None else _add(total, out)
+    return total
 
-    shapes = jax.eval_shape(jax.value_and_grad(pass_loss, has_aux=True), params, jax.tree.map(lambda x: x[0], micro))
-    zero = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-    ((loss, metrics), grads), _ = jax.lax.scan(one, zero, (micro, shares))
-    return loss, metrics, grads
+
+@nnx.jit
+def apply_mean_gradients(model, optimizer: nnx.Optimizer, weighted_sum):
+    """((metrics, gradients) summed over parts, each times its part's weight; the summed weight) ->
+    one optimizer step on the weighted mean. Returns the mean metrics and the gradient norm."""
+    (metrics, grads), weight = weighted_sum
+    metrics, grads = jax.tree.map(lambda x: x / jnp.maximum(weight, 1.0), (metrics, grads))
+    optimizer.update(model, grads)
+    return dict(metrics, grad_norm=optax.tree.norm(grads))
+
+
+def update_step(learner: Learner, optimizer: nnx.Optimizer, parts: list[dict], cfg: LossConfig) -> dict:
+    """One optimizer step on a minibatch given as micro-batches: one forward and backward pass per
+    part, each padded only to its own length, their gradients summed with each part weighted by its
+    share of the minibatch's policy tokens (token mean) or of its sequences with policy tokens
+    (sequence mean). That is the same step as one pass over all the rows, holding one part's
+    attention scores at a time, and a part of short rows costs what short rows cost."""
+    if not parts:
+        raise ValueError("update_step needs at least one micro-batch")
+    return apply_mean_gradients(learner, optimizer, summed(_part_gradients(learner, p, cfg) for p in parts))
 
 
 def ppo_targets(rewards_at_end: np.ndarray, values: np.ndarray, mask: np.ndarray, cfg: LossConfig):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -15,8 +14,8 @@ from orchestra.data.types import Task, ToolSpec
 from orchestra.env.views import ResponseView, ToolView
 from orchestra.model.chat import encode_chat
 from orchestra.rl.episodes import gold_messages, tool_schemas
-from orchestra.rl.learner import strided_parts
-from orchestra.rl.trainer import minibatches
+from orchestra.rl.learner import apply_mean_gradients, summed
+from orchestra.rl.trainer import micro_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,15 +51,13 @@ def pad_batch(ids: list[np.ndarray], masks: list[np.ndarray], length: int) -> To
     return TokenBatch(tokens, loss_mask, segments)
 
 
-def batches(ids, masks, batch_size: int, rng: np.random.Generator, bucket: int = 256):
-    """Endless batches, one epoch at a time: rows of similar length together and the batches in random
-    order (`trainer.minibatches`), each padded to `bucket * 2**k` of its longest row, so gold episodes
-    of 600 to 1,600 tokens do not all pad to 2,048. Each epoch leaves out a random `len % batch_size`."""
-    lengths = np.array([len(x) for x in ids])
+def batches(n: int, batch_size: int, rng: np.random.Generator):
+    """Endless batches of episode indices, one epoch at a time, in random order; each epoch leaves
+    out a random `n % batch_size`."""
     while True:
-        kept = rng.permutation(len(ids))[: len(ids) - len(ids) % batch_size]
-        for rows, length in minibatches(lengths, kept, batch_size, bucket, rng):
-            yield pad_batch([ids[i] for i in rows], [masks[i] for i in rows], length)
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start: start + batch_size]
 
 
 def summed_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, jax.Array]:
@@ -78,32 +75,25 @@ def next_token_loss(model, tokens, loss_mask, segment_ids) -> tuple[jax.Array, j
     return total / jnp.maximum(count, 1.0), count
 
 
-@functools.partial(nnx.jit, static_argnames="micro_batches")
-def sft_step(model, optimizer: nnx.Optimizer, tokens, loss_mask, segment_ids, micro_batches: int = 1):
-    """One step on the batch's mean token loss. The forward and backward passes run on
-    `micro_batches` parts of the rows in turn (part i: rows i, i + n, ...) with the gradients summed:
-    the same step in less memory, since the attention scores of the whole batch are never held."""
-    parts = strided_parts((tokens, loss_mask, segment_ids), micro_batches, "an SFT batch")
-    scale = 1.0 / jnp.maximum(loss_mask[:, 1:].sum().astype(jnp.float32), 1.0)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+@nnx.jit
+def _part_gradients(model, tokens, loss_mask, segment_ids):
+    (total, count), grads = nnx.value_and_grad(summed_token_loss, has_aux=True)(model, tokens, loss_mask,
+                                                                                 segment_ids)
+    return ({"loss": total}, grads), count
 
-    def part_loss(p, part):
-        total, count = summed_token_loss(nnx.merge(graphdef, p, rest), *part)
-        return total * scale, count
 
-    def one(carry, part):
-        (loss, count), grads = jax.value_and_grad(part_loss, has_aux=True)(params, part)
-        return jax.tree.map(jnp.add, carry, ((loss, count), grads)), None
-
-    zero = ((jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)), jax.tree.map(jnp.zeros_like, params))
-    ((loss, count), grads), _ = jax.lax.scan(one, zero, parts)
-    optimizer.update(model, grads)
-    return loss, count
+def sft_step(model, optimizer: nnx.Optimizer, parts: list[TokenBatch]) -> tuple[float, int]:
+    """One step on the mean token loss over every part's policy tokens, one forward and backward
+    pass per part (micro-batches, each padded to its own length) with the gradients summed: the
+    same step as one pass over all the rows. Returns the loss and the number of policy tokens."""
+    weighted = summed(_part_gradients(model, p.tokens, p.loss_mask, p.segment_ids) for p in parts)
+    out = apply_mean_gradients(model, optimizer, weighted)
+    return float(out["loss"]), int(sum(p.loss_mask[:, 1:].sum() for p in parts))
 
 
 def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], view: ResponseView, tool_view: ToolView,
             steps: int, batch_size: int, lr: float, warmup_steps: int, max_len: int, seed: int,
-            on_step=None, micro_batches: int = 1) -> dict:
+            on_step=None, micro_batch_size: int | None = None, bucket: int = 128) -> dict:
     """Warm-start `model` in place on the gold episodes of `tasks`; returns a summary."""
     ids, masks, skipped = encode_gold_episodes(tasks, tools, tokenizer, view, tool_view, max_len)
     if len(ids) < batch_size:
@@ -113,12 +103,14 @@ def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], vie
     schedule = optax.warmup_cosine_decay_schedule(lr / warmup, lr, warmup, max(steps, warmup + 1), lr * 0.1)
     optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule)),
                               wrt=nnx.Param)
-    stream = batches(ids, masks, batch_size, np.random.default_rng(seed))
+    lengths = np.array([len(x) for x in ids])
+    stream = batches(len(ids), batch_size, np.random.default_rng(seed))
     losses = []
     for step in range(steps):
-        b = next(stream)
-        loss, count = sft_step(model, optimizer, b.tokens, b.loss_mask, b.segment_ids, micro_batches)
-        losses.append(float(loss))
+        parts = [pad_batch([ids[i] for i in rows if i >= 0], [masks[i] for i in rows if i >= 0], length)
+                 for rows, length in micro_batches(next(stream), lengths, micro_batch_size or batch_size, bucket)]
+        loss, _ = sft_step(model, optimizer, parts)
+        losses.append(loss)
         if on_step is not None:
-            on_step(step, float(loss), int(b.segment_ids.sum()))
+            on_step(step, loss, int(sum(p.segment_ids.sum() for p in parts)))
     return {"episodes": len(ids), "skipped_too_long": skipped, "losses": losses}

@@ -53,7 +53,7 @@ class TrainConfig:
     # GRPO: leave out of the update the rows of groups whose rewards are all equal (advantage 0: no
     # policy gradient, only their KL term), so the update's compute goes where there is signal.
     skip_zero_advantage: bool = True
-    length_bucket: int = 128       # minibatch lengths padded to this times a power of two (few compiled shapes)
+    length_bucket: int = 128       # each micro-batch padded to a multiple of this (one compiled shape per length)
     checkpoint_every: int = 10
     checkpoint_keep: int = 2
     seed: int = 0
@@ -67,10 +67,6 @@ class TrainConfig:
             raise ValueError(f"rl.micro_batch_size ({self.micro_batch_size}) must divide rl.minibatch_size "
                              f"({self.minibatch_size})")
 
-    @property
-    def micro_batches(self) -> int:
-        return self.minibatch_size // (self.micro_batch_size or self.minibatch_size)
-
 
 def data_mesh() -> jax.sharding.Mesh:
     """A one-axis mesh named `data` over every device (all processes, multi-host included)."""
@@ -78,11 +74,8 @@ def data_mesh() -> jax.sharding.Mesh:
 
 
 def padded_length(length: int, bucket: int) -> int:
-    """The smallest `bucket * 2**k` >= length: a handful of compiled shapes, at most 2x padding."""
-    out = bucket
-    while out < length:
-        out *= 2
-    return out
+    """The smallest multiple of `bucket` that holds `length` tokens."""
+    return -(-length // bucket) * bucket
 
 
 def pad_rollouts(rollouts: Rollouts, bucket: int) -> dict[str, np.ndarray]:
@@ -97,26 +90,33 @@ def pad_rollouts(rollouts: Rollouts, bucket: int) -> dict[str, np.ndarray]:
     return {"tokens": tokens, "loss_mask": mask, "segment_ids": segments, "old_logp": logp[:, 1:]}
 
 
-def minibatches(lengths: np.ndarray, keep: np.ndarray, size: int, bucket: int,
-                rng: np.random.Generator) -> list[tuple[np.ndarray, int]]:
-    """(rows, length) per minibatch over the rows `keep`: rows of similar length grouped together
-    (sorted by length, ties broken at random), each minibatch padded only to its own longest row
-    (`padded_length`), the minibatches in random order. A last short minibatch repeats row -1,
-    which `take_rows` turns into an all-padding row."""
-    order = keep[np.lexsort((rng.permutation(len(keep)), lengths[keep]))]
+def minibatch_rows(keep: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The rows `keep` in random order, cut into minibatches of `size` (the last may be shorter)."""
+    order = rng.permutation(keep)
+    return [order[start: start + size] for start in range(0, len(order), size)]
+
+
+def micro_batches(rows: np.ndarray, lengths: np.ndarray, size: int, bucket: int) -> list[tuple[np.ndarray, int]]:
+    """(rows, length) per forward/backward pass over `rows`: `size` rows of similar length each
+    (sorted by length), padded to a multiple of `bucket` of its own longest row, so short rows are
+    not padded to the longest of the minibatch. A last short pass is filled with row -1, which
+    `take_rows` turns into an all-padding row (every pass has `size` rows: one compiled shape per
+    length, an equal share per device)."""
+    order = rows[np.argsort(lengths[rows], kind="stable")]
     out = []
     for start in range(0, len(order), size):
-        rows = order[start: start + size]
-        length = padded_length(int(lengths[rows].max()), bucket)
-        out.append((np.concatenate([rows, np.full(size - len(rows), -1)]), length))
-    return [out[i] for i in rng.permutation(len(out))]
+        part = order[start: start + size]
+        out.append((np.concatenate([part, np.full(size - len(part), -1)]),
+                    padded_length(int(lengths[part].max()), bucket)))
+    return out
 
 
 def take_rows(batch: dict[str, np.ndarray], rows: np.ndarray, length: int) -> dict[str, np.ndarray]:
     """Rows of a padded batch cut to `length` tokens; row -1 becomes padding (mask and segments 0)."""
     out = {}
     for k, v in batch.items():
-        width = length - 1 if k in ("old_logp", "advantages", "returns", "old_values") and v.ndim == 2 else length
+        width = length - 1 if k in ("old_logp", "ref_logp", "advantages", "returns", "old_values") and v.ndim == 2 \
+            else length
         part = v[np.maximum(rows, 0)][:, :width] if v.ndim == 2 else v[np.maximum(rows, 0)]
         if k in ("loss_mask", "segment_ids"):
             part = np.where((rows >= 0)[:, None], part, 0)
@@ -133,7 +133,7 @@ class Trainer:
         self.loss_cfg, self.rollout_cfg, self.cfg, self.logger = loss, rollout, config, logger
         self.mesh = mesh or data_mesh()
         rows = config.tasks_per_step * rollout.group_size
-        per_pass = config.minibatch_size // config.micro_batches
+        per_pass = config.micro_batch_size or config.minibatch_size
         if rows % config.minibatch_size or per_pass % self.mesh.size:
             raise ValueError(f"rl: tasks_per_step x group_size ({rows}) must be a multiple of minibatch_size "
                              f"({config.minibatch_size}), and micro_batch_size ({per_pass}) a multiple of the "
@@ -242,11 +242,15 @@ class Trainer:
         metrics_sum: dict[str, float] = {}
         n_updates = 0
         for _ in range(cfg.epochs):
-            for rows, length in minibatches(lengths, keep, cfg.minibatch_size, cfg.length_bucket, rng):
-                mb = {k: jax.device_put(v, self._by_row) for k, v in take_rows(batch, rows, length).items()}
-                # the frozen reference's log-probs, on exactly the minibatch's shape
-                mb["ref_logp"] = sequence_log_probs(self.reference, mb["tokens"], mb["segment_ids"])
-                out = jax.device_get(update_step(self.learner, self.optimizer, mb, self.loss_cfg, cfg.micro_batches))
+            for rows in minibatch_rows(keep, cfg.minibatch_size, rng):
+                parts = []
+                for part_rows, length in micro_batches(rows, lengths, cfg.micro_batch_size or cfg.minibatch_size,
+                                                       cfg.length_bucket):
+                    part = {k: jax.device_put(v, self._by_row) for k, v in take_rows(batch, part_rows, length).items()}
+                    # the frozen reference's log-probs, on exactly the part's shape
+                    part["ref_logp"] = sequence_log_probs(self.reference, part["tokens"], part["segment_ids"])
+                    parts.append(part)
+                out = jax.device_get(update_step(self.learner, self.optimizer, parts, self.loss_cfg))
                 for k, v in out.items():
                     metrics_sum[k] = metrics_sum.get(k, 0.0) + float(v)
                 n_updates += 1

@@ -9,7 +9,8 @@ from flax import nnx
 from orchestra.model.config import ModelConfig
 from orchestra.model.modeling import init_model
 from orchestra.rl.config import rl_config
-from orchestra.rl.sft import next_token_loss, sft_step
+from orchestra.rl.sft import next_token_loss, pad_batch, sft_step
+from orchestra.rl.trainer import micro_batches
 
 
 def test_a_micro_batched_sft_step_equals_the_one_pass_step():
@@ -17,28 +18,33 @@ def test_a_micro_batched_sft_step_equals_the_one_pass_step():
                          num_kv_heads=1, intermediate_size=64, max_position_embeddings=64, dtype="float32")
     rng = np.random.default_rng(0)
     b, t = 8, 24
-    tokens = rng.integers(0, 64, (b, t)).astype(np.int32)
-    mask = (rng.random((b, t)) < 0.5).astype(np.int32)
-    mask[5] = 0  # rows hold different numbers of policy tokens: the mean is over all of the batch's
-    segments = np.ones((b, t), np.int32)
-    segments[2, 15:] = 0
+    lengths = rng.integers(6, t + 1, b)
+    lengths[0] = t
+    ids = [rng.integers(1, 64, n).astype(np.int32) for n in lengths]
+    masks = [(rng.random(n) < 0.5).astype(np.int32) for n in lengths]
+    masks[5][:] = 0  # rows hold different numbers of policy tokens: the mean is over all of the batch's
+    one_pass = [pad_batch(ids, masks, t)]
+    # passes of 2 rows of similar length, each padded to its own longest row rounded up to 4 tokens
+    passes = [pad_batch([ids[i] for i in rows], [masks[i] for i in rows], length)
+              for rows, length in micro_batches(np.arange(b), lengths, 2, 4)]
+    assert len({p.tokens.shape[1] for p in passes}) > 1
     results = []
-    for micro_batches in (1, 4):
+    for parts in (one_pass, passes):
         model = init_model(config, 0)
         optimizer = nnx.Optimizer(model, optax.sgd(1.0), wrt=nnx.Param)  # parameters move by the gradient itself
-        loss, count = sft_step(model, optimizer, tokens, mask, segments, micro_batches)
-        results.append((float(loss), float(count), jax.tree.leaves(nnx.to_pure_dict(nnx.state(model)))))
+        loss, count = sft_step(model, optimizer, parts)
+        results.append((loss, count, jax.tree.leaves(nnx.to_pure_dict(nnx.state(model)))))
     (loss1, count1, one), (loss4, count4, four) = results
-    reference, reference_count = next_token_loss(init_model(config, 0), tokens, mask, segments)
+    whole = one_pass[0]
+    reference, reference_count = next_token_loss(init_model(config, 0), whole.tokens, whole.loss_mask,
+                                                 whole.segment_ids)
     assert loss1 == pytest.approx(float(reference), rel=1e-5)
-    assert loss4 == pytest.approx(loss1, rel=1e-5) and count4 == count1 == float(reference_count)
+    assert loss4 == pytest.approx(loss1, rel=1e-5) and count4 == count1 == int(reference_count)
     assert max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(one, four)) < 1e-5
-    with pytest.raises(ValueError, match="micro-batches"):
-        sft_step(model, optimizer, tokens, mask, segments, 3)
 
 
 def test_an_sft_micro_batch_size_that_does_not_divide_the_batch_is_a_config_error():
-    assert rl_config({"algorithm": "grpo", "sft": {"batch_size": 8, "micro_batch_size": 2}}, 0).sft.micro_batches == 4
-    assert rl_config({"algorithm": "grpo", "sft": {"batch_size": 8}}, 0).sft.micro_batches == 1
+    sft = rl_config({"algorithm": "grpo", "sft": {"batch_size": 8, "micro_batch_size": 2}}, 0).sft
+    assert sft.micro_batch_size == 2
     with pytest.raises(ValueError, match=r"rl.sft.micro_batch_size \(3\) must divide rl.sft.batch_size \(8\)"):
         rl_config({"algorithm": "grpo", "sft": {"batch_size": 8, "micro_batch_size": 3}}, 0)

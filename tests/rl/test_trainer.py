@@ -66,52 +66,57 @@ def test_few_steps_of_grpo_on_a_trivially_learnable_task_increase_the_reward(tok
     assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.1, rewards
 
 
-def test_padded_length_is_the_bucket_times_a_power_of_two():
+def test_padded_length_is_the_next_multiple_of_the_bucket():
     from orchestra.rl.trainer import padded_length
-    assert [padded_length(n, 128) for n in (1, 128, 129, 256, 257, 1000, 1025)] == [128, 128, 256, 256, 512, 1024,
-                                                                                     2048]
+    assert [padded_length(n, 128) for n in (1, 128, 129, 1000, 1025, 2048)] == [128, 128, 256, 1024, 1152, 2048]
 
 
-def test_minibatches_cover_the_kept_rows_once_and_pad_each_to_its_own_length():
-    from orchestra.rl.trainer import minibatches, take_rows
-    lengths = np.array([100, 600, 90, 300, 700, 80, 120, 500])
-    keep = np.array([0, 1, 2, 3, 4, 6, 7])           # row 5 left out (say, a zero-advantage group)
-    mbs = minibatches(lengths, keep, size=4, bucket=128, rng=np.random.default_rng(0))
-    rows = np.concatenate([r for r, _ in mbs])
-    assert sorted(rows[rows >= 0].tolist()) == keep.tolist() and (rows == -1).sum() == 1
-    # similar lengths together: the four shortest rows (longest 300) are padded to 512, not to 700
-    assert sorted((length, sorted(r[r >= 0].tolist())) for r, length in mbs) == [(512, [0, 2, 3, 6]),
-                                                                               (1024, [1, 4, 7])]
-    n, width = 8, 1024
+def test_minibatches_take_the_kept_rows_once_in_random_order():
+    from orchestra.rl.trainer import minibatch_rows
+    keep = np.array([0, 1, 2, 3, 4, 6, 7, 9, 10])     # rows 5 and 8 left out (say, a zero-advantage group)
+    orders = set()
+    for seed in range(4):
+        mbs = minibatch_rows(keep, 4, np.random.default_rng(seed))
+        assert [len(r) for r in mbs] == [4, 4, 1]
+        assert sorted(np.concatenate(mbs).tolist()) == keep.tolist()
+        orders.add(tuple(np.concatenate(mbs).tolist()))
+    assert len(orders) > 1
+
+
+def test_micro_batches_group_rows_by_length_and_pad_each_to_its_own():
+    from orchestra.rl.trainer import micro_batches, take_rows
+    lengths = np.array([100, 600, 90, 300, 700, 80, 120, 500, 1100])
+    rows = np.array([8, 0, 1, 2, 3, 4, 6, 7])            # row 5 is in another minibatch
+    parts = micro_batches(rows, lengths, size=3, bucket=128)
+    # shortest first: the 300-token row is padded with the 500- and 600-token ones to 640, not to the
+    # 1,152 of the longest row; the last pass is filled with a padding row
+    assert [(r.tolist(), length) for r, length in parts] == [([2, 0, 6], 128), ([3, 7, 1], 640),
+                                                           ([4, 8, -1], 1152)]
+    n, width = 9, 1152
     batch = {"tokens": np.arange(n * width).reshape(n, width), "loss_mask": np.ones((n, width), np.int32),
              "segment_ids": np.ones((n, width), np.int32), "old_logp": np.zeros((n, width - 1), np.float32),
              "advantages": np.arange(n, dtype=np.float32)}
-    r, length = next((r, length) for r, length in mbs if (r == -1).any())
+    r, length = parts[-1]
     part = take_rows(batch, r, length)
-    assert part["tokens"].shape == (4, length) and part["old_logp"].shape == (4, length - 1)
+    assert part["tokens"].shape == (3, 1152) and part["old_logp"].shape == (3, 1151)
     pad = r == -1
     assert not part["loss_mask"][pad].any() and not part["segment_ids"][pad].any()
     assert part["loss_mask"][~pad].all()
     np.testing.assert_array_equal(part["advantages"][~pad], r[~pad])
+    assert take_rows(batch, parts[0][0], parts[0][1])["tokens"].shape == (3, 128)
 
 
-def test_sft_batches_take_each_episode_once_an_epoch_grouped_by_length():
+def test_sft_batches_take_each_episode_once_an_epoch_in_random_order():
     from orchestra.rl.sft import batches
-    lengths = [700, 300, 1500, 320, 650, 1000, 310, 900, 5]   # 9 episodes, batches of 4: one left out per epoch
-    ids = [np.arange(1, n + 1) for n in lengths]
-    masks = [np.ones(n, np.int32) for n in lengths]
-    stream = batches(ids, masks, 4, np.random.default_rng(0), bucket=256)
-    left_out = set()
+    stream = batches(9, 4, np.random.default_rng(0))   # 9 episodes, batches of 4: one left out per epoch
+    left_out, firsts = set(), set()
     for _ in range(12):
         epoch = [next(stream) for _ in range(2)]
-        seen = sorted(int(b.segment_ids[r].sum()) for b in epoch for r in range(4))
-        assert len(set(seen)) == 8 and set(seen) <= set(lengths)
-        left_out |= set(lengths) - set(seen)
-        # sorted by length: each batch pads to its own longest row, so the shorter half never pads to
-        # the 2,048 that the 1,500-token episode needs
-        shortest = min(epoch, key=lambda b: b.tokens.shape[1])
-        assert shortest.tokens.shape[1] == (512 if max(sorted(seen)[:4]) <= 512 else 1024)
-    assert len(left_out) > 1   # which episode sits out changes from epoch to epoch
+        seen = np.concatenate(epoch)
+        assert len(set(seen.tolist())) == 8 and set(seen.tolist()) <= set(range(9))
+        left_out |= set(range(9)) - set(seen.tolist())
+        firsts.add(tuple(epoch[0].tolist()))
+    assert len(left_out) > 1 and len(firsts) > 1   # which episode sits out, and the batches, change
 
 
 def test_groups_with_equal_rewards_are_left_out_of_the_update(tok, tmp_path, monkeypatch):

@@ -38,7 +38,7 @@ batch = {"tokens": rng.integers(0, 64, (b, t)).astype(np.int32), "loss_mask": np
 rows = slice(process_id * 2, process_id * 2 + 2)
 sharded = {k: jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), v[rows], v.shape)
            for k, v in batch.items()}
-metrics = update_step(learner, optimizer, sharded, LossConfig())
+metrics = update_step(learner, optimizer, [sharded], LossConfig())
 total = sum(float(np.asarray(x.addressable_data(0)).sum()) for x in jax.tree.leaves(nnx.state(learner)))
 print(f"process {process_id} loss={float(metrics['loss'].addressable_data(0)):.6f} checksum={total:.6f}")
 jax.distributed.shutdown()

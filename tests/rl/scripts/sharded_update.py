@@ -1,17 +1,19 @@
 """Run with 2 emulated CPU devices: one update with the batch sharded over a 2-device mesh equals
-the same update on a 1-device mesh, also when split into micro-batches. Prints the largest parameter
-difference of each."""
+the same update on a 1-device mesh, also when split into micro-batches of their own lengths. Prints
+the largest parameter difference of each."""
 
 import sys
 
 import jax
 import numpy as np
+import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from orchestra.model.config import ModelConfig
 from orchestra.model.modeling import init_model
-from orchestra.rl.learner import Learner, LossConfig, make_optimizer, update_step
+from orchestra.rl import trainer
+from orchestra.rl.learner import Learner, LossConfig, update_step
 
 algorithm = sys.argv[1]
 assert jax.device_count() == 2, jax.devices()
@@ -19,10 +21,12 @@ config = ModelConfig(model_type="qwen2", vocab_size=64, hidden_size=32, num_laye
                      intermediate_size=64, max_position_embeddings=128, dtype="float32")
 rng = np.random.default_rng(0)
 b, t = 4, 32
+lengths = np.array([32, 12, 30, 9])
+real = np.arange(t)[None, :] < lengths[:, None]
 batch = {
     "tokens": rng.integers(0, 64, (b, t)).astype(np.int32),
-    "loss_mask": (rng.random((b, t)) < 0.6).astype(np.int32),
-    "segment_ids": np.ones((b, t), np.int32),
+    "loss_mask": ((rng.random((b, t)) < 0.6) & real).astype(np.int32),
+    "segment_ids": real.astype(np.int32),
     "old_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
     "ref_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
     "advantages": rng.normal(size=(b,) if algorithm == "grpo" else (b, t - 1)).astype(np.float32),
@@ -36,12 +40,15 @@ cfg = LossConfig(algorithm=algorithm, entropy_coef=0.01)
 def updated(devices, micro_batches=1):
     mesh = jax.make_mesh((len(devices),), ("data",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
     learner = Learner(init_model(config, 0), with_value_head=algorithm == "ppo")
-    optimizer = make_optimizer(learner, 1e-2, 1, 10, 0.0, 1.0)
+    optimizer = nnx.Optimizer(learner, optax.sgd(1.0), wrt=nnx.Param)  # parameters move by the gradient itself
     for module in (learner, optimizer):
         nnx.update(module, jax.device_put(nnx.state(module), NamedSharding(mesh, P())))
-    placed = {k: jax.device_put(v, NamedSharding(mesh, P("data"))) for k, v in batch.items()}
-    metrics = update_step(learner, optimizer, placed, cfg, micro_batches)
-    assert placed["tokens"].sharding.num_devices == len(devices)
+    # one pass over the 4 rows, or passes of 2 rows of similar length, each cut to its own longest row
+    split = [(np.arange(b), t)] if micro_batches == 1 else trainer.micro_batches(np.arange(b), lengths, 2, 8)
+    placed = [{k: jax.device_put(v, NamedSharding(mesh, P("data"))) for k, v in trainer.take_rows(batch, r, n).items()}
+              for r, n in split]
+    metrics = update_step(learner, optimizer, placed, cfg)
+    assert all(p["tokens"].sharding.num_devices == len(devices) for p in placed)
     return jax.tree.leaves(nnx.to_pure_dict(nnx.state(learner))), float(metrics["loss"])
 
 
