@@ -67,6 +67,10 @@ class TrainConfig:
             raise ValueError(f"rl.micro_batch_size ({self.micro_batch_size}) must divide rl.minibatch_size "
                              f"({self.minibatch_size})")
 
+    @property
+    def rows_per_pass(self) -> int:
+        return self.micro_batch_size or self.minibatch_size
+
 
 def data_mesh() -> jax.sharding.Mesh:
     """A one-axis mesh named `data` over every device (all processes, multi-host included)."""
@@ -133,11 +137,10 @@ class Trainer:
         self.loss_cfg, self.rollout_cfg, self.cfg, self.logger = loss, rollout, config, logger
         self.mesh = mesh or data_mesh()
         rows = config.tasks_per_step * rollout.group_size
-        per_pass = config.micro_batch_size or config.minibatch_size
-        if rows % config.minibatch_size or per_pass % self.mesh.size:
+        if rows % config.minibatch_size or config.rows_per_pass % self.mesh.size:
             raise ValueError(f"rl: tasks_per_step x group_size ({rows}) must be a multiple of minibatch_size "
-                             f"({config.minibatch_size}), and micro_batch_size ({per_pass}) a multiple of the "
-                             f"device count ({self.mesh.size})")
+                             f"({config.minibatch_size}), and micro_batch_size ({config.rows_per_pass}) a multiple "
+                             f"of the device count ({self.mesh.size})")
         self._replicated = NamedSharding(self.mesh, P())
         self._by_row = NamedSharding(self.mesh, P("data"))
         self.learner = Learner(policy, with_value_head=loss.algorithm == "ppo", seed=config.seed)
@@ -244,8 +247,7 @@ class Trainer:
         for _ in range(cfg.epochs):
             for rows in minibatch_rows(keep, cfg.minibatch_size, rng):
                 parts = []
-                for part_rows, length in micro_batches(rows, lengths, cfg.micro_batch_size or cfg.minibatch_size,
-                                                       cfg.length_bucket):
+                for part_rows, length in micro_batches(rows, lengths, cfg.rows_per_pass, cfg.length_bucket):
                     part = {k: jax.device_put(v, self._by_row) for k, v in take_rows(batch, part_rows, length).items()}
                     # the frozen reference's log-probs, on exactly the part's shape
                     part["ref_logp"] = sequence_log_probs(self.reference, part["tokens"], part["segment_ids"])
