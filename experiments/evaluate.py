@@ -22,7 +22,6 @@ from orchestra.data.errors import DataError
 from orchestra.data.paths import resolve_data_root
 from orchestra.eval import eval_config, evaluate, summary_table
 from orchestra.model.chat import load_tokenizer
-from orchestra.model.loader import load_model
 from orchestra.model.presets import build_model
 from orchestra.rl.policy import SamplerPolicy
 
@@ -59,7 +58,7 @@ def main(cfg: DictConfig) -> None:
         raise ValueError("model.path is required: an HF checkpoint directory or a run directory")
     path = policy_dir(hydra.utils.to_absolute_path(cfg.model.path))
     # With a preset the checkpoint's shape is checked against it; model.preset=null loads any shape.
-    model = build_model(cfg.model.preset, path, cfg.model.dtype) if cfg.model.preset else load_model(path, cfg.model.dtype)
+    model = build_model(cfg.model.preset, path, cfg.model.dtype)
     tokenizer = load_tokenizer(path)
     eco = load_booking(resolve_data_root(cfg.data.root))
     source = task_source(hydra.utils.to_absolute_path(cfg.tasks) if cfg.tasks else None, eco)

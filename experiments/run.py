@@ -1,7 +1,8 @@
 """The main job: python -m experiments.run [Hydra overrides].
 
 1. synthesize tasks from the real cache and split them (held-out tasks use argument values that
-   never appear in training);
+   never appear in training; of those, `eval_tasks` are evaluated and the ones sharing no value with
+   them are fresh tasks, on which RL trains by default: `rl_tasks`);
 2. load the policy (`model.path`, an HF checkpoint directory; with `model.path=null` a randomly
    initialised `model.preset` and a tokenizer built from the data);
 3. evaluate it on held-out tasks (ComplexFuncBench protocol), warm-start it with SFT on gold
@@ -42,7 +43,7 @@ from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy
 from orchestra.rl.sft import run_sft
 from orchestra.rl.trainer import Trainer
-from orchestra.synth import SynthConfig, read_seen_values, split_tasks, synthesize
+from orchestra.synth import SynthConfig, read_seen_values, split_evaluated, split_tasks, synthesize
 
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 # gold argument values written exactly, by where they come from: the request, an earlier response
@@ -88,6 +89,8 @@ def results_table(evaluations: dict[str, dict]) -> str:
 @hydra.main(config_path="../conf", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
     console = Console()
+    if cfg.rl_tasks not in ("train", "fresh"):
+        raise ValueError(f"rl_tasks must be 'train' or 'fresh', got {cfg.rl_tasks!r}")
     run_dir = HydraConfig.get().runtime.output_dir
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.yaml"), "w") as f:
@@ -111,16 +114,21 @@ def main(cfg: DictConfig) -> None:
     synth = synthesize(eco, synth_cfg, seed=cfg.seed)
     # Held-out tasks use no value seen in training, the policy's pretraining included.
     split = split_tasks(synth.tasks, synth_cfg.split, seed=cfg.seed, seen_values=seen_values)
-    held_out = split.held_out[: cfg.eval_tasks]
+    # The evaluated tasks and the fresh ones (held out too, sharing no value with those evaluated).
+    evaluated = split_evaluated(split.held_out, cfg.eval_tasks, synth_cfg.split, seed=cfg.seed)
+    held_out, fresh = evaluated.held_out, evaluated.train
     write_tasks_jsonl(split.train, os.path.join(run_dir, "train_tasks.jsonl"))
     write_tasks_jsonl(held_out, os.path.join(run_dir, "held_out_tasks.jsonl"))
+    write_tasks_jsonl(fresh, os.path.join(run_dir, "fresh_tasks.jsonl"))
     console.print(f"[bold]tasks[/] {len(synth.tasks)} synthesized -> {len(split.train)} train, "
                   f"{len(split.held_out)} held out by {split.report.get('by', 'values')} "
-                  f"({len(held_out)} evaluated"
+                  f"({len(held_out)} evaluated, {len(fresh)} fresh"
                   + (f"; {split.report['eligible_for_held_out']} tasks use no value the checkpoint was trained on"
                      if seen_values else "") + ")")
-    if not split.train or not held_out:
-        raise ValueError("synthesis left no train or no held-out tasks; raise synth.count or change synth.split")
+    rl_tasks = {"train": split.train, "fresh": fresh}[cfg.rl_tasks]
+    if not split.train or not held_out or not rl_tasks:
+        raise ValueError(f"synthesis left no train, held-out or {cfg.rl_tasks} tasks; "
+                         "raise synth.count or change synth.split")
 
     logger = MetricsLogger(run_dir, cfg.logger.kind, cfg.logger.project, plain)
     policy = SamplerPolicy(model, tokenizer, max_new_tokens=rl.rollout.turn_tokens)
@@ -137,7 +145,7 @@ def main(cfg: DictConfig) -> None:
         console.print(f"[bold]held-out ({stage})[/] " + ", ".join(
             f"{m} {_fmt(evaluations[stage][m])}" for m in METRICS + COPY_METRICS))
 
-    trainer = Trainer(model, tokenizer, env, tool_view, split.train, reward, rl.loss, rl.rollout, rl.train,
+    trainer = Trainer(model, tokenizer, env, tool_view, rl_tasks, reward, rl.loss, rl.rollout, rl.train,
                       run_dir, logger)
     resumed = trainer.restore()
     if resumed:

@@ -69,11 +69,14 @@ def preset_config(preset: str, dtype: str | None = None) -> ModelConfig:
     return config.replace(dtype=dtype) if dtype else config
 
 
-def build_model(preset: str, path: str | Path | None = None, dtype: str | None = None, seed: int = 0) -> Transformer:
-    """Load weights from `path` (checked against the preset's shape) or, without a path, a random
-    model of the preset's shape."""
+def build_model(preset: str | None, path: str | Path | None = None, dtype: str | None = None,
+                seed: int = 0) -> Transformer:
+    """Load weights from `path` (checked against the preset's shape; any shape with preset None)
+    or, without a path, a random model of the preset's shape."""
     from orchestra.model.loader import load_model
 
+    if preset is None and path is not None:
+        return load_model(path, dtype=dtype)
     config = preset_config(preset, dtype)
     if path is None:
         return init_model(config, seed)

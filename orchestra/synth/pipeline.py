@@ -515,6 +515,23 @@ def _hold_out_by_values(values: list[set[str]], target: int, rng,
     return held, dropped
 
 
+def split_evaluated(held_out: list[Task], count: int, config: SplitConfig, seed: int) -> Split:
+    """Cut held-out tasks in two by values: `count` tasks to evaluate on (`Split.held_out`) and fresh
+    tasks (`Split.train`) that share no argument value with them (values common among the held-out
+    tasks aside; tasks in between are dropped). Fresh tasks let a stage train on values the policy
+    has never seen, as evaluation does, without touching what is evaluated."""
+    if count <= 0:
+        raise ConfigError(f"eval_tasks must be positive, got {count}")
+    if len(held_out) <= count:
+        return Split([], list(held_out), {"evaluated": len(held_out), "fresh": 0, "dropped": 0, "common_values": []})
+    inner = split_tasks(held_out, dataclasses.replace(config, by="values", held_out_fraction=count / len(held_out)),
+                        seed=seed)
+    return Split(inner.train, inner.held_out[:count],
+                 {"evaluated": min(count, len(inner.held_out)), "fresh": len(inner.train),
+                  "dropped": inner.report["dropped"] + max(0, len(inner.held_out) - count),
+                  "common_values": inner.report["common_values"]})
+
+
 # --- writing -----------------------------------------------------------------------------------
 
 def write_outputs(result: SynthesisResult, split: Split, out_dir: str, formats: tuple[str, ...] = ("jsonl",),

@@ -10,7 +10,7 @@ import pytest
 from orchestra.data.booking import load_tasks
 from orchestra.data.types import DependencyArg, TemplateStep, WorkflowTemplate
 from orchestra.synth import (SEEN_VALUES_FILE, ConfigError, SplitConfig, SynthConfig, SynthesisError, read_seen_values,
-                             split_tasks, synthesize, write_seen_values)
+                             split_evaluated, split_tasks, synthesize, write_seen_values)
 from orchestra.synth.graph import structure_key, template_depth
 from orchestra.synth.index import value_strings
 from orchestra.synth.pipeline import assign_turns, task_values, write_outputs
@@ -176,6 +176,24 @@ def test_held_out_by_values_shares_no_value_with_train(mixed):
     assert not (train_values & held_values) - common
     assert len(split.held_out) == round(0.2 * len(mixed.tasks))
     assert len(split.train) + len(split.held_out) + split.report["dropped"] == len(mixed.tasks)
+
+
+def test_evaluated_and_fresh_tasks_share_no_value(mixed):
+    split = split_tasks(mixed.tasks, SplitConfig(by="values", held_out_fraction=0.5), seed=0)
+    cut = split_evaluated(split.held_out, 20, SplitConfig(), seed=0)
+    assert len(cut.held_out) == cut.report["evaluated"] == 20 and cut.train
+    assert len(cut.train) + 20 + cut.report["dropped"] == len(split.held_out)
+    held_ids = {t.task_id for t in split.held_out}
+    assert {t.task_id for t in cut.train + cut.held_out} <= held_ids
+    assert not {t.task_id for t in cut.train} & {t.task_id for t in cut.held_out}
+    evaluated_values = set().union(*(task_values(t) for t in cut.held_out))
+    fresh_values = set().union(*(task_values(t) for t in cut.train))
+    assert not (evaluated_values & fresh_values) - set(cut.report["common_values"])
+    # Fewer held-out tasks than asked for: all of them are evaluated, none is fresh.
+    few = split_evaluated(split.held_out[:5], 20, SplitConfig(), seed=0)
+    assert few.held_out == split.held_out[:5] and few.train == []
+    with pytest.raises(ConfigError, match="eval_tasks"):
+        split_evaluated(split.held_out, 0, SplitConfig(), seed=0)
 
 
 def test_held_out_by_workflow_holds_out_whole_workflows(mixed):

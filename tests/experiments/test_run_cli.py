@@ -1,0 +1,47 @@
+"""The main job end to end in miniature: a tiny random policy, one SFT step, one RL step on fresh tasks."""
+
+import json
+import os
+import subprocess
+import sys
+
+from orchestra.data.booking import load_tasks
+from orchestra.model.chat import CHAT_TEMPLATE
+from orchestra.model.config import ModelConfig
+from orchestra.model.loader import save_model
+from orchestra.model.modeling import init_model
+from orchestra.model.tokenizer import build_tokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY_RUN = ["synth.count=60", "eval_tasks=3", "rl.steps=1", "rl.tasks_per_step=1", "rl.rollout.group_size=2",
+            "rl.minibatch_size=2", "rl.rollout.turn_tokens=8", "rl.rollout.max_turns=2", "rl.sft.steps=1",
+            "rl.sft.batch_size=2", "eval.max_turns=2", "logger=none", "model.preset=null"]
+
+
+def _main_job(tmp_path, run_dir, *overrides):
+    return subprocess.run([sys.executable, "-m", "experiments.run", f"model.path={tmp_path / 'policy'}", *TINY_RUN,
+                           f"hydra.run.dir={run_dir}", *overrides],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
+    tok = build_tokenizer([t.query for t in booking.tasks], 1500, CHAT_TEMPLATE)
+    config = ModelConfig(model_type="qwen2", vocab_size=len(tok), hidden_size=32, num_layers=1, num_heads=2,
+                         num_kv_heads=1, intermediate_size=64, max_position_embeddings=8192, dtype="float32")
+    save_model(init_model(config), tmp_path / "policy", tok)
+    run = tmp_path / "run"
+    proc = _main_job(tmp_path, run, "rl_tasks=fresh")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.load(open(run / "results.json"))
+    assert list(results["evaluations"]) == ["base", "sft", "rl"]
+    held_out = load_tasks(run / "held_out_tasks.jsonl")
+    fresh = load_tasks(run / "fresh_tasks.jsonl")
+    train = load_tasks(run / "train_tasks.jsonl")
+    assert len(held_out) == 3 and fresh and train
+    ids = [{t.task_id for t in part} for part in (held_out, fresh, train)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert os.path.exists(run / "learning_curve.png") and os.path.isdir(run / "policy")
+
+    bad = _main_job(tmp_path, tmp_path / "bad", "rl_tasks=both")
+    assert bad.returncode != 0 and "rl_tasks must be 'train' or 'fresh', got 'both'" in bad.stderr
+    assert not os.path.exists(tmp_path / "bad" / "config.yaml")  # refused before anything is written
