@@ -43,7 +43,8 @@ from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy
 from orchestra.rl.sft import run_sft
 from orchestra.rl.trainer import Trainer
-from orchestra.synth import SynthConfig, read_seen_values, split_evaluated, split_tasks, synthesize
+from orchestra.synth import (SynthConfig, read_seen_values, split_evaluated, split_tasks, synthesize,
+                             write_seen_values)
 
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 # gold argument values written exactly, by where they come from: the request, an earlier response
@@ -175,6 +176,9 @@ def main(cfg: DictConfig) -> None:
                             f" kl {m['kl']:.4f} ent {m['entropy']:.2f} {m['tokens_per_second']:.0f} tok/s")
     trainer.save(force=True)
     save_model(model, os.path.join(run_dir, "policy"), tokenizer)  # HF format: experiments.evaluate/serve load it
+    # so a run started from this policy never holds out what it trained on (SFT: train tasks; RL: rl_tasks)
+    write_seen_values(os.path.join(run_dir, "policy"), split.train + (fresh if cfg.rl_tasks == "fresh" else []),
+                      earlier=seen_values)
     run_eval("rl")
 
     table = results_table(evaluations)

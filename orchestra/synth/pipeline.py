@@ -403,10 +403,11 @@ def task_values(task: Task) -> set[str]:
 SEEN_VALUES_FILE = "seen_values.json"  # in a checkpoint directory: the argument values it was trained on
 
 
-def write_seen_values(directory: str, tasks: Iterable[Task]) -> str:
-    """Record in a checkpoint directory the argument values of the tasks it was trained on, so a
-    later split (`read_seen_values` -> `split_tasks(seen_values=...)`) never holds them out."""
-    values = sorted(set().union(*(task_values(t) for t in tasks)))
+def write_seen_values(directory: str, tasks: Iterable[Task], earlier: Iterable[str] = ()) -> str:
+    """Record in a checkpoint directory the argument values of the tasks it was trained on, with
+    `earlier` values (those its own starting checkpoint had seen), so a later split
+    (`read_seen_values` -> `split_tasks(seen_values=...)`) never holds them out."""
+    values = sorted(set(earlier).union(*(task_values(t) for t in tasks)))
     path = os.path.join(directory, SEEN_VALUES_FILE)
     with atomic_writer(path) as f:
         json.dump({"about": "argument values (orchestra.synth.task_values form) of the tasks this checkpoint "

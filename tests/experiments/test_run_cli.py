@@ -11,6 +11,7 @@ from orchestra.model.config import ModelConfig
 from orchestra.model.loader import save_model
 from orchestra.model.modeling import init_model
 from orchestra.model.tokenizer import build_tokenizer
+from orchestra.synth import read_seen_values, task_values
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_RUN = ["synth.count=60", "eval_tasks=3", "rl.steps=1", "rl.tasks_per_step=1", "rl.rollout.group_size=2",
@@ -41,6 +42,8 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
     ids = [{t.task_id for t in part} for part in (held_out, fresh, train)]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     assert os.path.exists(run / "learning_curve.png") and os.path.isdir(run / "policy")
+    # the trained policy records the values it trained on: SFT's train tasks and RL's fresh ones
+    assert read_seen_values(run / "policy") == set().union(*map(task_values, train + fresh))
 
     bad = _main_job(tmp_path, tmp_path / "bad", "rl_tasks=both")
     assert bad.returncode != 0 and "rl_tasks must be 'train' or 'fresh', got 'both'" in bad.stderr
