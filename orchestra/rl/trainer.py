@@ -212,6 +212,18 @@ class Trainer:
         gold = stack([self.gold[task_ids[r]] for r in rollouts.task_rows])
         return jax.device_get(self.reward_fn(calls, gold))
 
+    def batch_values(self, batch: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
+        """PPO's value head over every row, [rows, time - 1], in the update's micro-batches (no pass
+        holds the whole batch). Positions past a row's own micro-batch length are 0: off every mask."""
+        values = np.zeros((len(lengths), batch["tokens"].shape[1] - 1), np.float32)
+        for rows, length in micro_batches(np.arange(len(lengths)), lengths, self.cfg.rows_per_pass,
+                                          self.cfg.length_bucket):
+            part = take_rows({k: batch[k] for k in ("tokens", "segment_ids")}, rows, length)
+            out = np.asarray(sequence_values(self.learner, jax.device_put(part["tokens"], self._by_row),
+                                             jax.device_put(part["segment_ids"], self._by_row)))
+            values[rows[rows >= 0], : length - 1] = out[rows >= 0]
+        return values
+
     def train_step(self) -> dict:
         cfg, step = self.cfg, self.step
         task_ids = self.batch_tasks(step)
@@ -233,8 +245,7 @@ class Trainer:
                 varied = groups.max(axis=1) > groups.min(axis=1)
                 keep = np.flatnonzero(np.repeat(varied, self.rollout_cfg.group_size))
         else:
-            dev = {k: jax.device_put(v, self._by_row) for k, v in batch.items()}
-            values = np.asarray(sequence_values(self.learner, dev["tokens"], dev["segment_ids"]))
+            values = self.batch_values(batch, lengths)
             adv, ret = ppo_targets(rewards, values, mask, self.loss_cfg)
             m = mask.astype(bool)
             adv = np.where(m, (adv - adv[m].mean()) / (adv[m].std() + 1e-6), 0.0)  # whitened over policy tokens

@@ -134,3 +134,28 @@ def test_groups_with_equal_rewards_are_left_out_of_the_update(tok, tmp_path, mon
     second = trainer.train_step()
     assert second["rows_updated"] == 0 and second["updates"] == 0 and np.isnan(second["kl"])
     assert all(np.array_equal(a, b) for a, b in zip(changed, params_of(trainer)))
+
+
+def test_ppo_values_by_micro_batch_equal_one_pass_over_the_batch(tok, tmp_path):
+    import dataclasses
+    from orchestra.rl.learner import sequence_values
+    from orchestra.rl.trainer import micro_batches, pad_rollouts
+    trainer = tiny.trainer(tok, str(tmp_path), algorithm="ppo")
+    rollouts = trainer.worker.run(trainer.tasks[:2], np.array([0, 1]), seed=0)
+    # rows cut to lengths far apart, so the passes are padded to several lengths
+    cut = [len(t) - 70 * i for i, t in enumerate(rollouts.tokens)]
+    rollouts = dataclasses.replace(rollouts, **{k: [row[:n] for row, n in zip(getattr(rollouts, k), cut)]
+                                                for k in ("tokens", "loss_mask", "logprobs")})
+    batch = pad_rollouts(rollouts, trainer.cfg.length_bucket)
+    lengths = np.array([len(t) for t in rollouts.tokens])
+    passes = micro_batches(np.arange(len(lengths)), lengths, trainer.cfg.rows_per_pass, trainer.cfg.length_bucket)
+    assert min(length for _, length in passes) < batch["tokens"].shape[1]
+    head = nnx.state(trainer.learner.value_head)   # zero at initialisation: give it weights to compare
+    nnx.update(trainer.learner.value_head, jax.tree.map(lambda x: x + 0.1 * jax.random.normal(
+        jax.random.key(0), x.shape, x.dtype), head))
+    values = trainer.batch_values(batch, lengths)
+    whole = np.asarray(sequence_values(trainer.learner, batch["tokens"], batch["segment_ids"]))
+    # equal wherever a row has tokens (causal attention: the padding after a row does not change it)
+    inside = np.arange(values.shape[1])[None, :] < lengths[:, None] - 1
+    assert np.abs(whole[inside]).max() > 0
+    np.testing.assert_allclose(values[inside], whole[inside], atol=1e-5)
