@@ -177,8 +177,7 @@ def main(cfg: DictConfig) -> None:
     trainer.save(force=True)
     save_model(model, os.path.join(run_dir, "policy"), tokenizer)  # HF format: experiments.evaluate/serve load it
     # so a run started from this policy never holds out what it trained on (SFT: train tasks; RL: rl_tasks)
-    write_seen_values(os.path.join(run_dir, "policy"), split.train + (fresh if cfg.rl_tasks == "fresh" else []),
-                      earlier=seen_values)
+    write_seen_values(os.path.join(run_dir, "policy"), split.train + rl_tasks, earlier=seen_values)
     run_eval("rl")
 
     table = results_table(evaluations)
