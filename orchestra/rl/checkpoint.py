@@ -33,12 +33,18 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def steps(self) -> list[int]:
+        """The steps of the kept checkpoints, oldest first."""
+        return sorted(self.manager.all_steps())
+
     def restore(self, abstract_state, step: int | None = None):
         """(step, state, meta) of `step` (default: the latest), or None when there is no checkpoint.
         `abstract_state` gives the tree structure, shapes, dtypes and shardings to restore into."""
         step = self.latest_step() if step is None else step
         if step is None:
             return None
+        if step not in self.manager.all_steps():
+            raise FileNotFoundError(f"no checkpoint of step {step} in {self.directory} (kept: {self.steps()})")
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))

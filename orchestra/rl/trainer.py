@@ -183,9 +183,10 @@ class Trainer:
     def save(self, force: bool = False) -> bool:
         return self.checkpointer.save(self.step, self._checkpoint_state(), {"step": self.step}, force=force)
 
-    def restore(self) -> bool:
-        """Continue from the latest checkpoint of this run directory, if there is one."""
-        found = self.checkpointer.restore(self._checkpoint_state())
+    def restore(self, step: int | None = None) -> bool:
+        """Continue from the latest checkpoint of this run directory (or the kept one of `step`), if
+        there is one."""
+        found = self.checkpointer.restore(self._checkpoint_state(), step)
         if found is None:
             return False
         step, state, meta = found

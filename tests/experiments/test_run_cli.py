@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from experiments.checkpoint_curve import checkpoint_curve
 from orchestra.data.booking import load_tasks
 from orchestra.model.chat import CHAT_TEMPLATE
 from orchestra.model.config import ModelConfig
@@ -44,6 +47,16 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
     assert os.path.exists(run / "learning_curve.png") and os.path.isdir(run / "policy")
     # the trained policy records the values it trained on: SFT's train tasks and RL's fresh ones
     assert read_seen_values(run / "policy") == set().union(*map(task_values, train + fresh))
+
+    # the held-out curve over the kept RL checkpoints: the last one is the policy the run scored after RL
+    curve = checkpoint_curve(str(run))
+    assert [c["step"] for c in curve] == [1]
+    assert curve[0]["turn_accuracy"] == results["evaluations"]["rl"]["turn_accuracy"]
+    texts = lambda d: [[t["text"] for t in json.loads(line)["turns"]] for line in open(d / "samples.jsonl")]
+    assert texts(run / "eval" / "checkpoint-1") == texts(run / "eval" / "rl")
+    assert json.load(open(run / "checkpoint_curve.json")) == curve
+    with pytest.raises(FileNotFoundError, match="policy has no config.yaml: give a finished run directory"):
+        checkpoint_curve(str(tmp_path / "policy"))
 
     bad = _main_job(tmp_path, tmp_path / "bad", "rl_tasks=both")
     assert bad.returncode != 0 and "rl_tasks must be 'train' or 'fresh', got 'both'" in bad.stderr

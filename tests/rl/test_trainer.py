@@ -43,6 +43,24 @@ def test_resume_after_interruption_continues_identically(tok, tmp_path, algorith
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
+def test_restore_of_a_kept_step_gives_that_steps_parameters(tok, tmp_path, monkeypatch):
+    monkeypatch.setattr(tiny.Trainer, "score", varied_rewards)
+    trainer = tiny.trainer(tok, str(tmp_path))
+    after = []
+    for _ in range(3):
+        trainer.train_step()
+        after.append([np.asarray(p) for p in params_of(trainer)])
+    assert trainer.checkpointer.steps() == [1, 2, 3]
+
+    other = tiny.trainer(tok, str(tmp_path), policy=tiny.model(len(tok), seed=99))
+    assert other.restore(1) and other.step == 1
+    assert any(not np.array_equal(a, b) for a, b in zip(after[0], after[2]))  # the steps really differ
+    for a, b in zip(after[0], params_of(other)):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint of step 7 .*kept: \[1, 2, 3\]"):
+        other.restore(7)
+
+
 def test_rollout_records_policy_tokens_and_masks_observations(tok, tmp_path):
     trainer = tiny.trainer(tok, str(tmp_path))
     rollouts = trainer.worker.run(trainer.tasks[:1], np.array([0]), seed=0)
