@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 
 from omegaconf import OmegaConf
 
+from experiments.run import METRICS
 from orchestra.data.booking import load_booking, load_tasks
 from orchestra.data.paths import resolve_data_root
+from orchestra.data.serialize import atomic_writer
 from orchestra.env.config import environment_from_config
 from orchestra.eval import eval_config, evaluate
 from orchestra.model.chat import load_tokenizer
@@ -26,8 +27,6 @@ from orchestra.reward import RewardConfig
 from orchestra.rl.config import rl_config
 from orchestra.rl.policy import SamplerPolicy
 from orchestra.rl.trainer import Trainer
-
-METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 
 
 def checkpoint_curve(run_dir: str) -> list[dict]:
@@ -62,11 +61,9 @@ def checkpoint_curve(run_dir: str) -> list[dict]:
                               out_dir=os.path.join(run_dir, "eval", f"checkpoint-{step}"))
         curve.append({"step": step, **{m: summary["overall"][m] for m in METRICS}})
         print(f"step {step}: " + ", ".join(f"{m} {curve[-1][m]:.3f}" for m in METRICS), flush=True)
-    # written whole at the end, through a temporary file: an interrupted run leaves no partial curve
-    fd, tmp = tempfile.mkstemp(dir=run_dir, suffix=".json")
-    with os.fdopen(fd, "w") as f:
+    # renamed into place when whole: an interrupted run leaves no partial curve
+    with atomic_writer(os.path.join(run_dir, "checkpoint_curve.json")) as f:
         json.dump(curve, f, indent=2)
-    os.replace(tmp, os.path.join(run_dir, "checkpoint_curve.json"))
     return curve
 
 

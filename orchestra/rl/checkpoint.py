@@ -43,7 +43,7 @@ class Checkpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             return None
-        if step not in self.manager.all_steps():
+        if step not in self.steps():
             raise FileNotFoundError(f"no checkpoint of step {step} in {self.directory} (kept: {self.steps()})")
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
         restored = self.manager.restore(step, args=ocp.args.Composite(
