@@ -4,8 +4,10 @@ Each task of a batch is sampled `group_size` times. Every turn the sampler write
 (up to `<|im_end|>`); the host parses its `<tool_call>` blocks (the only Python per turn); the jitted,
 vmapped environment answers every call from its device tables; the observation tokens are appended
 to the sampler's KV cache, framed as the chat template frames tool responses. An episode ends when
-the policy answers without a call, when the environment says done (turn or call budget), when a turn
-runs out of tokens, or when the episode's token budget is spent.
+the policy answers without a call, when the environment says done (turn or call budget), or when the
+episode's token budget is spent. A turn that runs out of tokens is closed with `<|im_end|>` (not a
+policy token) and its cut-off call answered with a parse error, as the evaluation does, so RL sees
+the turn after one too.
 
 Recorded per row: the whole token sequence, the sampler's log-probs of the policy's own tokens, a
 loss mask that is 1 exactly on policy tokens, and the calls with their success flags (for the reward).
@@ -53,6 +55,7 @@ class Rollouts:
     calls: list[list[ParsedCall]]  # every <tool_call> block the policy wrote, in order
     successes: list[list[bool]]    # executed and succeeded (blocks past a budget count as failed)
     turns: np.ndarray              # [N] assistant turns taken
+    cut_off: np.ndarray            # [N] of those, turns cut off by the token limit (a loop, a rambling call)
     generated_tokens: int          # policy tokens sampled (throughput)
     env_seconds: float = 0.0
     generate_seconds: float = 0.0
@@ -92,6 +95,7 @@ class RolloutWorker:
         calls: list[list[ParsedCall]] = [[] for _ in range(n)]
         successes: list[list[bool]] = [[] for _ in range(n)]
         turns = np.zeros(n, np.int32)
+        cut_off = np.zeros(n, np.int32)
         active = np.array([len(p) < cfg.max_episode_tokens for p in prompts])
         generated = 0
         t_gen = t_env = 0.0
@@ -119,6 +123,7 @@ class RolloutWorker:
                 new = out.row(i)
                 generated += len(new)
                 turns[i] += 1
+                cut_off[i] += not out.stopped[i]
                 tokens[i] += new
                 mask[i] += [1] * len(new)
                 logps[i] += out.logprobs[i, : len(new)].tolist()
@@ -126,8 +131,6 @@ class RolloutWorker:
                 turn_calls, parsed = env.encoder.encode_text(text)
                 encoded.append(turn_calls)
                 parsed_rows.append(parsed)
-                if not out.stopped[i]:  # ran out of tokens mid-turn: the episode ends here
-                    active[i] = False
             batch_calls = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *encoded)
             env_state, ts = self._step(env_state, batch_calls, env.params)
             ts = jax.device_get(ts)
@@ -142,7 +145,9 @@ class RolloutWorker:
                     active[i] = False
                     extension.append([])
                     continue
-                framed = list(self._open_user)
+                # A turn cut off by the token limit has no <|im_end|> of its own: close it as the chat
+                # template closes the evaluation's truncated turns.
+                framed = ([] if out.stopped[i] else list(self._im_end)) + list(self._open_user)
                 for slot in executed:
                     framed += self._between + ts.obs_tokens[i, slot, : ts.obs_lengths[i, slot]].tolist()
                 framed += self._close_user
@@ -159,4 +164,4 @@ class RolloutWorker:
                 t0 = time.perf_counter()
                 state = self.sampler.extend(state, extension)
                 t_gen += time.perf_counter() - t0
-        return Rollouts(rows, tokens, mask, logps, calls, successes, turns, generated, t_env, t_gen)
+        return Rollouts(rows, tokens, mask, logps, calls, successes, turns, cut_off, generated, t_env, t_gen)

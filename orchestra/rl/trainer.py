@@ -282,7 +282,9 @@ class Trainer:
             reward_orch=float(np.mean(breakdown.orch)), reward_binary=float(np.mean(breakdown.binary)),
             calls_per_episode=float(np.mean([len(c) for c in rollouts.calls])),
             call_success=float(np.mean([np.mean(s) if s else 0.0 for s in rollouts.successes])),
-            turns=float(rollouts.turns.mean()), seconds_rollout=t1 - t0, seconds_generate=rollouts.generate_seconds,
+            turns=float(rollouts.turns.mean()),
+            cut_off_turns=float(rollouts.cut_off.sum() / max(rollouts.turns.sum(), 1)),
+            seconds_rollout=t1 - t0, seconds_generate=rollouts.generate_seconds,
             seconds_env=rollouts.env_seconds, seconds_reward=t2 - t1, seconds_update=t3 - t2,
             tokens_per_second=gen_tokens / max(rollouts.generate_seconds, 1e-9), sequence_length=batch["tokens"].shape[1],
             rows_updated=len(keep), updates=n_updates)

@@ -71,6 +71,47 @@ def test_rollout_records_policy_tokens_and_masks_observations(tok, tmp_path):
         assert sum(mask) > 0 and all((lp < 0) == bool(m) or lp == 0 for lp, m in zip(logp, mask))
 
 
+class ScriptedSampler:
+    """Writes scripted turns (token lists, each with whether it ended on <|im_end|>) and records what
+    the rollout appends after them."""
+
+    def __init__(self, turns):
+        self.turns, self.extensions = turns, []
+
+    def prefill(self, prompts):
+        return len(prompts)
+
+    def generate(self, n_rows, max_new, sampling, seed, active):
+        from orchestra.model.sampler import SampleOutput
+        tokens, stopped = self.turns[len(self.extensions)]
+        row = np.array([tokens] * n_rows, np.int32)
+        return SampleOutput(row, np.full(row.shape, -0.5, np.float32), np.zeros(row.shape, np.float32),
+                            np.full(n_rows, len(tokens), np.int32), np.full(n_rows, stopped)), n_rows
+
+    def extend(self, n_rows, extension):
+        self.extensions.append(extension)
+        return n_rows
+
+
+def test_a_turn_cut_off_by_the_token_limit_is_closed_and_answered_with_a_parse_error(tok, tmp_path):
+    # As in the evaluation: the cut-off call gets a parse error and the policy writes the next turn.
+    trainer = tiny.trainer(tok, str(tmp_path), turn_tokens=8, max_episode_tokens=1024)
+    enc = lambda s: tok.encode(s, add_special_tokens=False)
+    cut = enc('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Pa')
+    call = enc('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>')
+    sampler = ScriptedSampler([(cut, False), (call, True)])
+    trainer.worker.sampler = sampler
+    rollouts = trainer.worker.run(trainer.tasks[:1], np.array([0]), seed=0)
+    assert rollouts.turns.tolist() == [2] * 4 and rollouts.cut_off.tolist() == [1] * 4
+    assert [c.ok for c in rollouts.calls[0]] == [False, True] and rollouts.successes[0] == [False, True]
+    first = sampler.extensions[0][0]
+    assert first[: len(enc("<|im_end|>"))] == enc("<|im_end|>")
+    assert "Invalid tool call" in tok.decode(first) and "<|im_start|>assistant" in tok.decode(first)
+    prompt = len(trainer.worker.prompt_tokens(trainer.tasks[0]))
+    assert rollouts.tokens[0] == trainer.worker.prompt_tokens(trainer.tasks[0]) + cut + first + call
+    assert rollouts.loss_mask[0] == [0] * prompt + [1] * len(cut) + [0] * len(first) + [1] * len(call)
+
+
 def test_few_steps_of_grpo_on_a_trivially_learnable_task_increase_the_reward(tok, tmp_path):
     from orchestra.env.views import ResponseView, ToolView
     from orchestra.rl.sft import run_sft
