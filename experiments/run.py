@@ -87,6 +87,20 @@ def results_table(evaluations: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+# the usual categories first; any other verdict follows in alphabetical order
+FIRST_ERRORS = ("none", "parse_error", "format_error", "value_error", "wrong_function", "stopped")
+
+
+def first_errors_table(evaluations: dict[str, dict]) -> str:
+    """Episodes per stage by how they first went wrong (`orchestra.eval.metrics.first_error`)."""
+    seen = set().union(*(e["first_errors"] for e in evaluations.values()))
+    columns = [c for c in FIRST_ERRORS if c in seen] + sorted(seen - set(FIRST_ERRORS))
+    lines = ["| stage | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for stage, summary in evaluations.items():
+        lines.append(f"| {stage} | " + " | ".join(str(summary["first_errors"].get(c, 0)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
     console = Console()
@@ -141,7 +155,8 @@ def main(cfg: DictConfig) -> None:
                                     out_dir=os.path.join(run_dir, "eval", stage))
         copy = copy_accuracy(held_out, samples)
         evaluations[stage] = {**summary["overall"], "copy_query": copy["query"]["exact"],
-                              "copy_response": copy["response"]["exact"], "copy": copy}
+                              "copy_response": copy["response"]["exact"], "copy": copy,
+                              "first_errors": summary["first_errors"]}
         logger.log({f"eval_{stage}_{m}": evaluations[stage][m] for m in METRICS + COPY_METRICS}, step=0)
         console.print(f"[bold]held-out ({stage})[/] " + ", ".join(
             f"{m} {_fmt(evaluations[stage][m])}" for m in METRICS + COPY_METRICS))
@@ -183,7 +198,11 @@ def main(cfg: DictConfig) -> None:
     table = results_table(evaluations)
     with open(os.path.join(run_dir, "results.md"), "w") as f:
         f.write(f"Held-out turn accuracy ({len(held_out)} tasks, values never seen in training), seed {cfg.seed}\n\n")
-        f.write(table + "\n")
+        f.write(table + "\n\n")
+        f.write("Held-out episodes by how they first went wrong: the verdict of the first call neither matched "
+                "nor free; stopped: answered (or ran out of turns) with required calls left undone; none: "
+                "nothing went wrong\n\n")
+        f.write(first_errors_table(evaluations) + "\n")
     with open(os.path.join(run_dir, "results.json"), "w") as f:
         choices = HydraConfig.get().runtime.choices
         json.dump({"seed": cfg.seed, "reward": choices["reward"], "rl": choices["rl"], "model": choices["model"],

@@ -104,12 +104,32 @@ def _block(samples: Sequence[dict]) -> dict:
     return out
 
 
+# Verdicts of calls that went right: a matched call, or a free call made at will.
+_FINE = ("matched", "free")
+
+
+def first_error(sample: dict) -> str:
+    """How an episode first went wrong: the verdict of its first call that was neither matched nor
+    free (parse_error, format_error, value_error, wrong_function, unpaired, unjudged, judge_rejected,
+    after_done); `stopped` when no call went wrong yet the required calls were left undone (the
+    policy answered early, or ran out of turns); `none` when nothing went wrong."""
+    for turn in sample["turns"]:
+        for call in turn["calls"]:
+            if call["verdict"] not in _FINE:
+                return call["verdict"]
+    return "none" if sample["success"] else "stopped"
+
+
+def _counts(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def summarize(samples: Sequence[dict], judge: dict | None) -> dict:
     """The summary of per-sample results (the dicts `evaluate` returns)."""
     domains = sorted({s["domain"] for s in samples})
-    reasons: dict[str, int] = {}
-    for s in samples:
-        reasons[s["end_reason"]] = reasons.get(s["end_reason"], 0) + 1
     return {
         "protocol": "ComplexFuncBench golden-path replay",
         "judge": judge,
@@ -117,7 +137,9 @@ def summarize(samples: Sequence[dict], judge: dict | None) -> dict:
         "lower_bound": judge is None,
         "overall": _block(samples),
         "by_domain": {d: _block([s for s in samples if s["domain"] == d]) for d in domains},
-        "end_reasons": dict(sorted(reasons.items())),
+        "end_reasons": _counts(s["end_reason"] for s in samples),
+        # where the failures come from: episodes by their first faulty call (first_error's categories)
+        "first_errors": _counts(first_error(s) for s in samples),
     }
 
 

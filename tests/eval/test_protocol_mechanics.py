@@ -183,3 +183,25 @@ def test_the_policy_sees_the_query_the_offered_tools_and_its_own_text_with_answe
     assert sorted(x["function"]["name"] for x in first[1]) == sorted(TOOLS)
     assert second[0][2:] == [{"role": "assistant", "content": gold(t, 0)},
                              {"role": "tool", "name": "Search_Place_Location", "content": '{"id":"P"}'}]
+
+
+def test_the_summary_counts_episodes_by_how_they_first_went_wrong():
+    queries = ("recovers", "perfect", "gives up", "loops", "wrong value", "wrong function", "too many calls")
+    tasks = [task(*lookup_task().steps, task_id=f"t{k}", query=q) for k, q in enumerate(queries)]
+    t = tasks[0]
+    cut_off = '<tool_call>\n{"name": "Get_Item", "arguments": {"item_id": "PPPP'
+    scripts = {
+        # a parse error that is then corrected still counts: it is how the episode first went wrong
+        "recovers": [gold(t, 0), cut_off, gold(t, 1), "Done."],
+        "perfect": [gold(t, 0), gold(t, 1), "Done."],
+        "gives up": [gold(t, 0), "Done."],           # no faulty call, but a required call left undone
+        "loops": [cut_off, calls(("Get_Item", {"item_id": ["P"]})), "Done."],
+        "wrong value": [gold(t, 0), calls(("Get_Item", {"item_id": "Q"}))],
+        "wrong function": [calls(("Search_Items", {"dest_id": "9"}))],
+        "too many calls": [gold(t, 0), gold(t, 1), gold(t, 1)],
+    }
+    summary, samples = run(ReplayPolicy(scripts), tasks)
+    assert samples[0]["success"] and samples[1]["success"]
+    assert summary["first_errors"] == {"after_done": 1, "none": 1, "parse_error": 2, "stopped": 1,
+                                       "value_error": 1, "wrong_function": 1}
+    assert sum(summary["first_errors"].values()) == len(tasks) and summary["end_reasons"]["answer"] == 4

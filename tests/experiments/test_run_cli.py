@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from experiments.checkpoint_curve import checkpoint_curve
+from experiments.run import first_errors_table
 from orchestra.data.booking import load_tasks
 from orchestra.model.chat import CHAT_TEMPLATE
 from orchestra.model.config import ModelConfig
@@ -28,6 +29,13 @@ def _main_job(tmp_path, run_dir, *overrides):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+def test_first_errors_table_puts_the_usual_categories_first_and_fills_gaps_with_zero():
+    table = first_errors_table({"sft": {"first_errors": {"unjudged": 1, "parse_error": 2, "none": 1}},
+                                "rl": {"first_errors": {"parse_error": 1, "stopped": 3}}})
+    assert table.splitlines() == ["| stage | none | parse_error | stopped | unjudged |", "|---|---|---|---|---|",
+                                  "| sft | 1 | 2 | 0 | 1 |", "| rl | 0 | 1 | 3 | 0 |"]
+
+
 def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
     tok = build_tokenizer([t.query for t in booking.tasks], 1500, CHAT_TEMPLATE)
     config = ModelConfig(model_type="qwen2", vocab_size=len(tok), hidden_size=32, num_layers=1, num_heads=2,
@@ -38,6 +46,11 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.load(open(run / "results.json"))
     assert list(results["evaluations"]) == ["base", "sft", "rl"]
+    for evaluation in results["evaluations"].values():  # every held-out episode has one first-error category
+        assert sum(evaluation["first_errors"].values()) == 3
+    tables = open(run / "results.md").read()
+    assert "| stage | turn_accuracy" in tables and "Held-out episodes by how they first went wrong" in tables
+    assert tables.rstrip().splitlines()[-1].startswith("| rl | ")
     held_out = load_tasks(run / "held_out_tasks.jsonl")
     fresh = load_tasks(run / "fresh_tasks.jsonl")
     train = load_tasks(run / "train_tasks.jsonl")
