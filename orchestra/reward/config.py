@@ -27,6 +27,7 @@ class RewardConfig:
     w_params: float = 0.33         # AST level 2: parameter names and value types
     w_values: float = 0.34         # AST level 3: exact values
     penalise_extra_calls: bool = False  # strict mode: unmatched calls count as failed orchestration items
+    count_unparsable: bool = False  # an unparsable <tool_call> block is a call scoring 0 (paper: dropped)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -47,6 +48,8 @@ class RewardConfig:
             raise ValueError("reward: w_atomic > 0 but w_name, w_params and w_values are all 0")
         if not isinstance(self.penalise_extra_calls, bool):
             raise ValueError(f"reward.penalise_extra_calls must be true or false, got {self.penalise_extra_calls!r}")
+        if not isinstance(self.count_unparsable, bool):
+            raise ValueError(f"reward.count_unparsable must be true or false, got {self.count_unparsable!r}")
         if self.penalise_extra_calls and self.mode != "strict":
             raise ValueError("reward.penalise_extra_calls needs reward.mode=strict (paper mode reproduces "
                              "the paper, which does not penalise extra calls)")

@@ -19,7 +19,8 @@ is the one value that hashes equal to itself yet compares unequal).
 Function ids: 0 is padding, 1 an unknown name or an unusable block (it matches no gold step), known
 functions start at 2. Call rows follow the rollout's `<tool_call>` blocks one to one (row k is
 block k, as in the environment's call slots); a dropped (unparsable) block is a row with
-`mask=False`, so it counts nowhere and positions still order the calls.
+`mask=False`, so it counts nowhere and positions still order the calls. With `count_unparsable`
+(`RewardConfig.count_unparsable`) such a block is an unknown-function row instead: a call scoring 0.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _write_arguments(arrays: dict, row: int, slots: Mapping[str, int], given: di
 
 
 def encode_calls(parsed_calls: Sequence[ParsedCall], successes: Sequence[bool], vocab: RewardVocab,
-                 max_calls: int) -> EncodedCalls:
+                 max_calls: int, count_unparsable: bool = False) -> EncodedCalls:
     """The calls of one rollout: every `<tool_call>` block in order (as `parse_tool_calls` gives
     them) with whether its execution succeeded (the environment's flag). Pure host function."""
     if len(parsed_calls) != len(successes):
@@ -145,7 +146,7 @@ def encode_calls(parsed_calls: Sequence[ParsedCall], successes: Sequence[bool], 
                          f"max_calls={max_calls}; raise max_calls to cover every block the policy may write")
     arrays = _empty(max_calls, vocab.max_params, with_depends=False)
     for row, (parsed, success) in enumerate(zip(parsed_calls, successes)):
-        if not counts_as_call(parsed):
+        if not counts_as_call(parsed, count_unparsable):
             continue
         arrays["mask"][row] = True
         arrays["success"][row] = bool(success)
@@ -158,10 +159,10 @@ def encode_calls(parsed_calls: Sequence[ParsedCall], successes: Sequence[bool], 
     return EncodedCalls(**arrays)
 
 
-def encode_rollout(text: str, vocab: RewardVocab, max_calls: int) -> EncodedCalls:
+def encode_rollout(text: str, vocab: RewardVocab, max_calls: int, count_unparsable: bool = False) -> EncodedCalls:
     """The calls of a rollout text (the form `reference.render_rollout` writes)."""
     blocks = parse_rollout(text)
-    return encode_calls([b for b, _ in blocks], [s for _, s in blocks], vocab, max_calls)
+    return encode_calls([b for b, _ in blocks], [s for _, s in blocks], vocab, max_calls, count_unparsable)
 
 
 def encode_task(task: Task, vocab: RewardVocab, max_steps: int) -> EncodedGold:

@@ -4,7 +4,8 @@ Reads like the definitions of arXiv:2603.24709 ("paper" mode, the default) plus 
 README.md beside this file explains both. In short:
 
 Calls. Every `<tool_call>` block of the rollout, in order (`orchestra.env.codec` parses them):
-- INVALID_JSON (not JSON, or cut off): dropped, as if the block were not there.
+- INVALID_JSON (not JSON, or cut off): dropped, as if the block were not there; with
+  `count_unparsable`, a call that scores 0 instead.
 - NOT_AN_OBJECT, MISSING_NAME: a call that scores 0. A JSON object without a string name is an
   attempt at a call whose name matches nothing, so it counts like a non-object does.
 - BAD_ARGUMENTS: the call with arguments `{}` (a string that does not parse to an object, or
@@ -71,9 +72,10 @@ class RolloutCall:
 _RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.DOTALL)
 
 
-def counts_as_call(parsed: ParsedCall) -> bool:
-    """Unparsable blocks are dropped; everything else is a call, possibly one scoring 0."""
-    return parsed.error != ParseError.INVALID_JSON
+def counts_as_call(parsed: ParsedCall, count_unparsable: bool = False) -> bool:
+    """Unparsable blocks are dropped unless `count_unparsable`; everything else is a call, possibly
+    one scoring 0."""
+    return count_unparsable or parsed.error != ParseError.INVALID_JSON
 
 
 def reward_call(parsed: ParsedCall) -> Call | None:
@@ -113,10 +115,10 @@ def parse_rollout(text: str) -> list[tuple[ParsedCall, bool]]:
     return out
 
 
-def rollout_calls(text: str) -> list[RolloutCall]:
+def rollout_calls(text: str, count_unparsable: bool = False) -> list[RolloutCall]:
     """The calls the reward scores, in order."""
     return [RolloutCall(reward_call(block), success) for block, success in parse_rollout(text)
-            if counts_as_call(block)]
+            if counts_as_call(block, count_unparsable)]
 
 
 def render_rollout(items: Sequence[tuple[Call | str, object]]) -> str:
@@ -280,7 +282,7 @@ class ReferenceBreakdown:
 def reference_reward(rollout: str | Sequence[RolloutCall], task: Task,
                      config: RewardConfig = RewardConfig()) -> ReferenceBreakdown:
     """The reward of one rollout (its text, or its calls with their success) against a gold task."""
-    calls = rollout_calls(rollout) if isinstance(rollout, str) else list(rollout)
+    calls = rollout_calls(rollout, config.count_unparsable) if isinstance(rollout, str) else list(rollout)
     steps = task.steps
 
     match = paper_matching(calls, task) if config.mode == "paper" else strict_matching(calls, task, config)

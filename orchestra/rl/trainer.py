@@ -159,6 +159,7 @@ class Trainer:
         self.max_steps = max(len(t.steps) for t in train_tasks)
         self.gold = [encode_task(t, self.vocab, self.max_steps) for t in train_tasks]
         self.reward_fn = make_reward_fn(reward)
+        self.count_unparsable = reward.count_unparsable
         self.checkpointer = Checkpointer(f"{run_dir}/checkpoints", config.checkpoint_every, config.checkpoint_keep)
         self.step = 0
 
@@ -208,8 +209,8 @@ class Trainer:
 
     def score(self, rollouts: Rollouts, task_ids: np.ndarray):
         # The reward reads at most MAX_REWARD_CALLS blocks of a rollout; later ones are ignored.
-        calls = stack([encode_calls(c[: self.max_calls], s[: self.max_calls], self.vocab, self.max_calls)
-                       for c, s in zip(rollouts.calls, rollouts.successes)])
+        calls = stack([encode_calls(c[: self.max_calls], s[: self.max_calls], self.vocab, self.max_calls,
+                                    self.count_unparsable) for c, s in zip(rollouts.calls, rollouts.successes)])
         gold = stack([self.gold[task_ids[r]] for r in rollouts.task_rows])
         return jax.device_get(self.reward_fn(calls, gold))
 

@@ -41,7 +41,7 @@ def score():
     def run(texts: list[str], tasks: list, config: RewardConfig, vocab: RewardVocab):
         assert len(texts) == len(tasks) <= BATCH
         padding = BATCH - len(texts)
-        calls = stack([encode_rollout(t, vocab, MAX_CALLS) for t in texts + [""] * padding])
+        calls = stack([encode_rollout(t, vocab, MAX_CALLS, config.count_unparsable) for t in texts + [""] * padding])
         gold = stack([encode_task(t, vocab, MAX_STEPS) for t in tasks + [tasks[0]] * padding])
         out = jax.tree.map(np.asarray, make_reward_fn(config)(calls, gold))
         refs = [reference_reward(text, task, config) for text, task in zip(texts, tasks)]

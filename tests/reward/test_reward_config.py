@@ -66,6 +66,7 @@ def test_a_reward_is_one_hydra_override():
     ({"w_name": 0.0, "w_params": 0.0, "w_values": 0.0}, "w_name, w_params and w_values are all 0"),
     ({"penalise_extra_calls": True}, "reward.penalise_extra_calls needs reward.mode=strict"),
     ({"mode": "strict", "penalise_extra_calls": "yes"}, "must be true or false"),
+    ({"count_unparsable": 1}, "reward.count_unparsable must be true or false, got 1"),
 ])
 def test_a_bad_value_gets_an_error_naming_it(values, message):
     with pytest.raises(ValueError) as error:

@@ -35,6 +35,24 @@ def test_rows_follow_blocks_and_a_dropped_block_keeps_its_row(booking, vocab):
     assert calls.function[2] == UNKNOWN_FUNCTION and calls.success.tolist() == [False, True, False, False]
 
 
+def test_counting_unparsable_blocks_scores_them_as_calls_worth_zero(booking, vocab, score):
+    # a task whose functions do not repeat scores 1.0 in paper mode
+    task = next(t for t in booking.tasks if len({s.call.function for s in t.steps}) == len(t.steps) >= 2)
+    n = len(task.steps)
+    items = [(s.call, OK) for s in task.steps]
+    cut_off = '{"name": "' + task.steps[1].call.function + '", "arguments": {"x": "1111'
+    text = render_rollout(items[:1] + [(cut_off, OK)] + items[1:])
+    [dropped] = score([text], [task], RewardConfig(), vocab)
+    [counted] = score([text], [task], RewardConfig(count_unparsable=True), vocab)
+    assert (dropped.reward, dropped.atomic, dropped.binary) == (1.0, 1.0, 1.0)
+    # one more call in the atomic means, scoring 0 on both levels; a call beyond the gold ones fails binary
+    assert counted.atomic == pytest.approx(n / (n + 1)) and counted.orch == 1.0 and counted.binary == 0.0
+    assert counted.reward == pytest.approx(0.5 * n / (n + 1) + 0.5)
+    encoded = encode_rollout(text, vocab, max_calls=8, count_unparsable=True)
+    assert encoded.mask[:n + 2].tolist() == [True] * (n + 1) + [False]
+    assert encoded.function[1] == UNKNOWN_FUNCTION and not encoded.success[1]
+
+
 def test_parameters_outside_the_schema_are_counted_but_not_stored(booking, vocab):
     call = Call("Search_Hotels", {"dest_id": "-2092174", "not_a_parameter": 1, "page_number": None})
     [parsed] = parse_tool_calls(render_rollout([(call, OK)]))

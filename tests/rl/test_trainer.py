@@ -111,6 +111,14 @@ def test_a_turn_cut_off_by_the_token_limit_is_closed_and_answered_with_a_parse_e
     assert rollouts.tokens[0] == trainer.worker.prompt_tokens(trainer.tasks[0]) + cut + first + call
     assert rollouts.loss_mask[0] == [0] * prompt + [1] * len(cut) + [0] * len(first) + [1] * len(call)
 
+    # The paper's reward drops the cut-off block; reward.count_unparsable scores it as a call worth 0.
+    task_ids = np.array([0])
+    dropped = trainer.score(rollouts, task_ids)
+    trainer.count_unparsable = True
+    counted = trainer.score(rollouts, task_ids)
+    assert (dropped.atomic > 0).all()
+    np.testing.assert_allclose(counted.atomic, dropped.atomic / 2)  # one more call in the mean, worth 0
+
 
 def test_few_steps_of_grpo_on_a_trivially_learnable_task_increase_the_reward(tok, tmp_path):
     from orchestra.env.views import ResponseView, ToolView
