@@ -28,6 +28,7 @@ from rich.table import Table
 
 from experiments.plots import plot_learning_curve, read_metrics
 from experiments.synthesize import RUN_KEYS
+from experiments.tables import render
 from orchestra.data.booking import load_booking
 from orchestra.data.paths import resolve_data_root
 from orchestra.data.serialize import write_tasks_jsonl
@@ -81,10 +82,8 @@ def progress_bar(console: Console) -> Progress:
 
 def results_table(evaluations: dict[str, dict]) -> str:
     columns = METRICS + COPY_METRICS
-    lines = ["| stage | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for stage, summary in evaluations.items():
-        lines.append(f"| {stage} | " + " | ".join(_fmt(summary.get(m)) for m in columns) + " |")
-    return "\n".join(lines)
+    rows = [[stage] + [_fmt(summary.get(m)) for m in columns] for stage, summary in evaluations.items()]
+    return render(["stage", *columns], rows, latex=False)
 
 
 # the usual categories first; any other verdict follows in alphabetical order
@@ -95,10 +94,9 @@ def first_errors_table(evaluations: dict[str, dict]) -> str:
     """Episodes per stage by how they first went wrong (`orchestra.eval.metrics.first_error`)."""
     seen = set().union(*(e["first_errors"] for e in evaluations.values()))
     columns = [c for c in FIRST_ERRORS if c in seen] + sorted(seen - set(FIRST_ERRORS))
-    lines = ["| stage | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for stage, summary in evaluations.items():
-        lines.append(f"| {stage} | " + " | ".join(str(summary["first_errors"].get(c, 0)) for c in columns) + " |")
-    return "\n".join(lines)
+    rows = [[stage] + [str(summary["first_errors"].get(c, 0)) for c in columns]
+            for stage, summary in evaluations.items()]
+    return render(["stage", *columns], rows, latex=False)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base=None)

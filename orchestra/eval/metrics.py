@@ -121,10 +121,7 @@ def first_error(sample: dict) -> str:
 
 
 def _counts(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
+    return dict(sorted(Counter(values).items()))
 
 
 def summarize(samples: Sequence[dict], judge: dict | None) -> dict:
