@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -42,11 +43,13 @@ from orchestra.reward import RewardConfig
 from orchestra.rl.config import rl_config
 from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy
+from orchestra.rl.redraw import redrawn_tasks
 from orchestra.rl.sft import run_sft
 from orchestra.rl.trainer import Trainer
-from orchestra.synth import (SynthConfig, read_seen_values, split_evaluated, split_tasks, synthesize,
+from orchestra.synth import (SynthConfig, read_seen_values, split_evaluated, split_tasks, synthesize, task_values,
                              write_seen_values)
 
+RL_TASKS = ("train", "fresh", "redrawn")
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 # gold argument values written exactly, by where they come from: the request, an earlier response
 COPY_METRICS = ("copy_query", "copy_response")
@@ -102,8 +105,10 @@ def first_errors_table(evaluations: dict[str, dict]) -> str:
 @hydra.main(config_path="../conf", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
     console = Console()
-    if cfg.rl_tasks not in ("train", "fresh"):
-        raise ValueError(f"rl_tasks must be 'train' or 'fresh', got {cfg.rl_tasks!r}")
+    if cfg.rl_tasks not in RL_TASKS:
+        raise ValueError(f"rl_tasks must be one of {RL_TASKS}, got {cfg.rl_tasks!r}")
+    if not isinstance(cfg.rl_redraws, int) or isinstance(cfg.rl_redraws, bool) or cfg.rl_redraws < 1:
+        raise ValueError(f"rl_redraws must be a positive integer, got {cfg.rl_redraws!r}")
     run_dir = HydraConfig.get().runtime.output_dir
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "config.yaml"), "w") as f:
@@ -119,8 +124,6 @@ def main(cfg: DictConfig) -> None:
     model, tokenizer, description, seen_values = load_policy(cfg.model, eco, cfg.tokenizer_vocab, cfg.seed, console)
     console.print(f"[bold]policy[/] {description}; {model.config.num_parameters() / 1e6:.1f}M parameters; "
                   f"{jax.device_count()} device(s): {jax.devices()[0].platform}")
-    env, tool_view = environment_from_config(plain["env"], eco,
-                                             tokenize=lambda s: tokenizer.encode(s, add_special_tokens=False))
 
     # The synth group's run settings (its own seed, output folder, formats) belong to experiments.synthesize.
     synth_cfg = SynthConfig.from_dict({k: v for k, v in plain["synth"].items() if k not in RUN_KEYS})
@@ -138,10 +141,21 @@ def main(cfg: DictConfig) -> None:
                   f"({len(held_out)} evaluated, {len(fresh)} fresh"
                   + (f"; {split.report['eligible_for_held_out']} tasks use no value the checkpoint was trained on"
                      if seen_values else "") + ")")
-    rl_tasks = {"train": split.train, "fresh": fresh}[cfg.rl_tasks]
+    if cfg.rl_tasks == "redrawn":
+        # the SFT tasks with new values (never an evaluated one), answered from new cache entries
+        evaluated_values = set().union(*map(task_values, held_out))
+        rl_tasks, entries = redrawn_tasks(split.train, eco.tools, cfg.rl_redraws, evaluated_values, cfg.seed,
+                                          known=eco.cache_entries)
+        eco = dataclasses.replace(eco, cache_entries=eco.cache_entries + entries)
+        write_tasks_jsonl(rl_tasks, os.path.join(run_dir, "redrawn_tasks.jsonl"))
+        console.print(f"[bold]redrawn[/] {len(rl_tasks)} RL tasks: the train tasks with new values")
+    else:
+        rl_tasks = {"train": split.train, "fresh": fresh}[cfg.rl_tasks]
     if not split.train or not held_out or not rl_tasks:
         raise ValueError(f"synthesis left no train, held-out or {cfg.rl_tasks} tasks; "
                          "raise synth.count or change synth.split")
+    env, tool_view = environment_from_config(plain["env"], eco,
+                                             tokenize=lambda s: tokenizer.encode(s, add_special_tokens=False))
 
     logger = MetricsLogger(run_dir, cfg.logger.kind, cfg.logger.project, plain)
     policy = SamplerPolicy(model, tokenizer, max_new_tokens=rl.rollout.turn_tokens)

@@ -614,21 +614,9 @@ class Curriculum:
         task = self.tasks[int(rng.integers(len(self.tasks)))]
         messages = gold_messages(task, self.view)
         shown = "\n".join(m["content"] for m in messages if m["role"] in ("user", "tool"))
-        new_text: dict[str, str] = {}  # a value's text -> its redrawn text
-        for step in task.steps:
-            spec = self.tools.get(step.call.function)
-            for name, value in step.call.arguments.items():
-                param = spec.param(name) if spec else None
-                text = format_value(value)
-                if (isinstance(value, bool) or not isinstance(value, str | int | float) or param is None
-                        or param.enum or text in new_text or not 2 <= len(text) <= self.max_value_chars
-                        or not _occurs(text, shown)):
-                    continue
-                redrawn = self.values.draw(lambda r: self.values.like(value, r), rng)
-                if redrawn is not None and format_value(redrawn) != text:
-                    new_text[text] = format_value(redrawn)
+        new_text = redraw_map(task, self.tools, shown, self.values, rng, self.max_value_chars)
         if new_text:
-            pattern = re.compile("|".join(_bounded(t) for t in sorted(new_text, key=len, reverse=True)))
+            pattern = redraw_pattern(new_text)
             swap = lambda m: new_text[m.group(0)]  # noqa: E731
             for m in messages:
                 if m["role"] in ("user", "tool"):
@@ -802,6 +790,32 @@ def draw_examples(curriculum: Curriculum, schedule: Schedule, progress: float, n
                   rng: np.random.Generator) -> list[Example]:
     """`n` conversations, skills drawn by the schedule's weights at `progress`."""
     return [curriculum.sample(skill, rng) for skill in schedule.draw(progress, n, rng)]
+
+
+def redraw_map(task: Task, tools: Mapping[str, ToolSpec], shown: str, values: ValueMaker, rng: np.random.Generator,
+               max_value_chars: int) -> dict[str, str]:
+    """A value's text -> its redrawn text (same shape, never forbidden), for every argument value of
+    `task` that `shown` shows standing alone, except booleans, enums, objects and lists, and texts
+    outside 2..`max_value_chars` characters."""
+    new_text: dict[str, str] = {}
+    for step in task.steps:
+        spec = tools.get(step.call.function)
+        for name, value in step.call.arguments.items():
+            param = spec.param(name) if spec else None
+            text = format_value(value)
+            if (isinstance(value, bool) or not isinstance(value, str | int | float) or param is None
+                    or param.enum or text in new_text or not 2 <= len(text) <= max_value_chars
+                    or not _occurs(text, shown)):
+                continue
+            redrawn = values.draw(lambda r: values.like(value, r), rng)
+            if redrawn is not None and format_value(redrawn) != text:
+                new_text[text] = format_value(redrawn)
+    return new_text
+
+
+def redraw_pattern(new_text: Mapping[str, str]) -> re.Pattern:
+    """A regex matching any key of `new_text` standing alone, the longest first."""
+    return re.compile("|".join(_bounded(t) for t in sorted(new_text, key=len, reverse=True)))
 
 
 def _bounded(text: str) -> str:

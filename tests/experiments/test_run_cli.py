@@ -36,11 +36,15 @@ def test_first_errors_table_puts_the_usual_categories_first_and_fills_gaps_with_
                                   "| sft | 1 | 2 | 0 | 1 |", "| rl | 0 | 1 | 3 | 0 |"]
 
 
-def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
+def _tiny_policy(tmp_path, booking):
     tok = build_tokenizer([t.query for t in booking.tasks], 1500, CHAT_TEMPLATE)
     config = ModelConfig(model_type="qwen2", vocab_size=len(tok), hidden_size=32, num_layers=1, num_heads=2,
                          num_kv_heads=1, intermediate_size=64, max_position_embeddings=8192, dtype="float32")
     save_model(init_model(config), tmp_path / "policy", tok)
+
+
+def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
+    _tiny_policy(tmp_path, booking)
     run = tmp_path / "run"
     proc = _main_job(tmp_path, run, "rl_tasks=fresh")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -72,5 +76,25 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
         checkpoint_curve(str(tmp_path / "policy"))
 
     bad = _main_job(tmp_path, tmp_path / "bad", "rl_tasks=both")
-    assert bad.returncode != 0 and "rl_tasks must be 'train' or 'fresh', got 'both'" in bad.stderr
+    assert bad.returncode != 0 and "rl_tasks must be one of ('train', 'fresh', 'redrawn'), got 'both'" in bad.stderr
     assert not os.path.exists(tmp_path / "bad" / "config.yaml")  # refused before anything is written
+
+
+def test_main_job_trains_on_redrawn_tasks_with_values_no_evaluated_task_uses(tmp_path, booking):
+    _tiny_policy(tmp_path, booking)
+    run = tmp_path / "run"
+    proc = _main_job(tmp_path, run, "rl_tasks=redrawn", "rl_redraws=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train = load_tasks(run / "train_tasks.jsonl")
+    redrawn = load_tasks(run / "redrawn_tasks.jsonl")
+    held_out = load_tasks(run / "held_out_tasks.jsonl")
+    assert len(train) <= len(redrawn) <= 2 * len(train)
+    assert {t.metadata["redrawn_from"] for t in redrawn} <= {t.task_id for t in train}
+    # redrawn values are new: none is an evaluated task's (a value a redraw kept may be a train task's)
+    train_values = set().union(*map(task_values, train))
+    assert not (set().union(*map(task_values, redrawn)) - train_values) & set().union(*map(task_values, held_out))
+    assert read_seen_values(run / "policy") == set().union(*map(task_values, train + redrawn))
+    assert json.load(open(run / "results.json"))["evaluations"]["rl"]["turn_accuracy"] is not None
+
+    bad = _main_job(tmp_path, tmp_path / "bad", "rl_tasks=redrawn", "rl_redraws=0")
+    assert bad.returncode != 0 and "rl_redraws must be a positive integer, got 0" in bad.stderr
