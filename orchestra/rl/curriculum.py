@@ -74,7 +74,7 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _START_WORDS = {"depart", "arrival", "pick", "start", "min", "from", "checkin", "outbound", "begin"}
 _END_WORDS = {"return", "departure", "drop", "end", "max", "to", "checkout", "until"}
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HHMM = re.compile(r"\d{2}:\d{2}")
 _RUNS = re.compile(r"[^\W\d_]+|\d+|[\W_]+")  # letter runs, digit runs, everything else
 
@@ -169,7 +169,7 @@ class ValueMaker:
         return f"{int(rng.integers(24)):02d}:{int(rng.choice([0, 0, 15, 30, 45])):02d}"
 
     def _mutate_text(self, text: str, rng: np.random.Generator) -> str:
-        if _ISO_DATE.fullmatch(text):
+        if ISO_DATE.fullmatch(text):
             return self.date(rng).isoformat()
         if _HHMM.fullmatch(text):
             return self.time(rng)

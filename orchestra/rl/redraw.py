@@ -31,10 +31,9 @@ import numpy as np
 
 from orchestra.data.canonical import canonical_key
 from orchestra.data.types import CacheEntry, Task, ToolSpec
-from orchestra.rl.curriculum import ValueMaker, redraw_map, redraw_pattern
+from orchestra.rl.curriculum import ISO_DATE, ValueMaker, redraw_map, redraw_pattern
 from orchestra.synth.realise import format_value
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_VALUE_CHARS = 4096  # ids and tokens of any length are redrawn (a kept token would pin what its response shows)
 
 
@@ -65,7 +64,7 @@ def redraw_task(task: Task, tools: Mapping[str, ToolSpec], values: ValueMaker, r
     new_text = redraw_map(task, tools, _shown_text(task), values, rng, MAX_VALUE_CHARS)
     # Dates move together, by one shift, so a stay or a trip keeps its order and length.
     shift = datetime.timedelta(days=int(rng.integers(-730, 731)))
-    for text in [t for t in new_text if _ISO_DATE.fullmatch(t)]:
+    for text in [t for t in new_text if ISO_DATE.fullmatch(t)]:
         try:
             moved = (datetime.date.fromisoformat(text) + shift).isoformat()
         except ValueError:
