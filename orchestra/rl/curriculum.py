@@ -805,7 +805,7 @@ def redraw_map(task: Task, tools: Mapping[str, ToolSpec], shown: str, values: Va
             text = format_value(value)
             if (isinstance(value, bool) or not isinstance(value, str | int | float) or param is None
                     or param.enum or text in new_text or not 2 <= len(text) <= max_value_chars
-                    or not _occurs(text, shown)):
+                    or not occurs_alone(text, shown)):
                 continue
             redrawn = values.draw(lambda r: values.like(value, r), rng)
             if redrawn is not None and format_value(redrawn) != text:
@@ -823,7 +823,8 @@ def _bounded(text: str) -> str:
     return r"(?<![\w.])" + re.escape(text) + r"(?![\w]|\.\d)"
 
 
-def _occurs(text: str, within: str) -> bool:
+def occurs_alone(text: str, within: str) -> bool:
+    """Whether `within` holds `text` standing alone (not inside a longer word or number)."""
     return re.search(_bounded(text), within) is not None
 
 

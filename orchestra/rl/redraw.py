@@ -31,7 +31,7 @@ import numpy as np
 
 from orchestra.data.canonical import canonical_key
 from orchestra.data.types import CacheEntry, Task, ToolSpec
-from orchestra.rl.curriculum import ISO_DATE, ValueMaker, redraw_map, redraw_pattern
+from orchestra.rl.curriculum import ISO_DATE, ValueMaker, occurs_alone, redraw_map, redraw_pattern
 from orchestra.synth.realise import format_value
 
 MAX_VALUE_CHARS = 4096  # ids and tokens of any length are redrawn (a kept token would pin what its response shows)
@@ -83,7 +83,7 @@ def redraw_task(task: Task, tools: Mapping[str, ToolSpec], values: ValueMaker, r
                  for s in task.steps]
         kept = "\n".join(json.dumps(s.response, ensure_ascii=False) for s, old in zip(steps, task.steps)
                          if s.call == old.call)
-        pinned = {t for t in new_text if redraw_pattern({t: t}).search(kept)}
+        pinned = {t for t in new_text if occurs_alone(t, kept)}
         if not pinned:
             break
         new_text = {t: v for t, v in new_text.items() if t not in pinned}
