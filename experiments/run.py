@@ -2,7 +2,7 @@
 
 1. synthesize tasks from the real cache and split them (held-out tasks use argument values that
    never appear in training; of those, `eval_tasks` are evaluated and the ones sharing no value with
-   them are fresh tasks, on which RL trains by default: `rl_tasks`);
+   them are fresh tasks; RL trains on the train, fresh or redrawn tasks: `rl_tasks`);
 2. load the policy (`model.path`, an HF checkpoint directory; with `model.path=null` a randomly
    initialised `model.preset` and a tokenizer built from the data);
 3. evaluate it on held-out tasks (ComplexFuncBench protocol), warm-start it with SFT on gold
@@ -33,6 +33,7 @@ from experiments.tables import render
 from orchestra.data.booking import load_booking
 from orchestra.data.paths import resolve_data_root
 from orchestra.data.serialize import write_tasks_jsonl
+from orchestra.data.types import Task
 from orchestra.env.config import environment_from_config
 from orchestra.eval import eval_config, evaluate
 from orchestra.eval.metrics import copy_accuracy
@@ -49,7 +50,8 @@ from orchestra.rl.trainer import Trainer
 from orchestra.synth import (SynthConfig, read_seen_values, split_evaluated, split_tasks, synthesize, task_values,
                              write_seen_values)
 
-RL_TASKS = ("train", "fresh", "redrawn")
+RL_TASKS = ("train", "fresh", "redrawn", "redrawn_all")
+SFT_TASKS = ("train", "rl")
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 # gold argument values written exactly, by where they come from: the request, an earlier response
 COPY_METRICS = ("copy_query", "copy_response")
@@ -93,6 +95,21 @@ def results_table(evaluations: dict[str, dict]) -> str:
 FIRST_ERRORS = ("none", "parse_error", "format_error", "value_error", "wrong_function", "stopped")
 
 
+def evaluated_reach(evaluated: list[Task], trained: dict[str, list[Task]], max_string_chars: int | None) -> dict:
+    """How many evaluated gold steps call a function no task of a training stage calls, and how many
+    need a string longer than the response view shows whole (`max_string_chars`; None: the full view)
+    that the request does not hold: steps the policy cannot learn from training or copy at all."""
+    steps = [(t, s) for t in evaluated for s in t.steps]
+    out = {"steps": len(steps)}
+    for stage, tasks in trained.items():
+        called = {s.call.function for t in tasks for s in t.steps}
+        out[f"function_not_in_{stage}"] = sum(s.call.function not in called for _, s in steps)
+    out["value_cut_by_view"] = 0 if max_string_chars is None else sum(
+        any(isinstance(v, str) and len(v) > max_string_chars and v not in t.query for v in s.call.arguments.values())
+        for t, s in steps)
+    return out
+
+
 def first_errors_table(evaluations: dict[str, dict]) -> str:
     """Episodes per stage by how they first went wrong (`orchestra.eval.metrics.first_error`)."""
     seen = set().union(*(e["first_errors"] for e in evaluations.values()))
@@ -107,6 +124,8 @@ def main(cfg: DictConfig) -> None:
     console = Console()
     if cfg.rl_tasks not in RL_TASKS:
         raise ValueError(f"rl_tasks must be one of {RL_TASKS}, got {cfg.rl_tasks!r}")
+    if cfg.sft_tasks not in SFT_TASKS:
+        raise ValueError(f"sft_tasks must be one of {SFT_TASKS}, got {cfg.sft_tasks!r}")
     if not isinstance(cfg.rl_redraws, int) or isinstance(cfg.rl_redraws, bool) or cfg.rl_redraws < 1:
         raise ValueError(f"rl_redraws must be a positive integer, got {cfg.rl_redraws!r}")
     run_dir = HydraConfig.get().runtime.output_dir
@@ -141,21 +160,32 @@ def main(cfg: DictConfig) -> None:
                   f"({len(held_out)} evaluated, {len(fresh)} fresh"
                   + (f"; {split.report['eligible_for_held_out']} tasks use no value the checkpoint was trained on"
                      if seen_values else "") + ")")
-    if cfg.rl_tasks == "redrawn":
-        # the SFT tasks with new values (never an evaluated one), answered from new cache entries
+    if cfg.rl_tasks in ("redrawn", "redrawn_all"):
+        # The SFT tasks (or every synthesized task but the evaluated ones, whose workflows the value split
+        # keeps out of train) with new values, never an evaluated one, answered from new cache entries.
+        evaluated_ids = {t.task_id for t in held_out}
+        source = (split.train if cfg.rl_tasks == "redrawn"
+                  else [t for t in synth.tasks if t.task_id not in evaluated_ids])
         evaluated_values = set().union(*map(task_values, held_out))
-        rl_tasks, entries = redrawn_tasks(split.train, eco.tools, cfg.rl_redraws, evaluated_values, cfg.seed,
+        rl_tasks, entries = redrawn_tasks(source, eco.tools, cfg.rl_redraws, evaluated_values, cfg.seed,
                                           known=eco.cache_entries)
         eco = dataclasses.replace(eco, cache_entries=eco.cache_entries + entries)
         write_tasks_jsonl(rl_tasks, os.path.join(run_dir, "redrawn_tasks.jsonl"))
-        console.print(f"[bold]redrawn[/] {len(rl_tasks)} RL tasks: the train tasks with new values")
+        which = "train" if cfg.rl_tasks == "redrawn" else "synthesized, not evaluated,"
+        console.print(f"[bold]redrawn[/] {len(rl_tasks)} RL tasks: the {which} tasks with new values")
     else:
         rl_tasks = {"train": split.train, "fresh": fresh}[cfg.rl_tasks]
     if not split.train or not held_out or not rl_tasks:
         raise ValueError(f"synthesis left no train, held-out or {cfg.rl_tasks} tasks; "
                          "raise synth.count or change synth.split")
+    sft_tasks = split.train if cfg.sft_tasks == "train" else rl_tasks
     env, tool_view = environment_from_config(plain["env"], eco,
                                              tokenize=lambda s: tokenizer.encode(s, add_special_tokens=False))
+    reach = evaluated_reach(held_out, {"sft": sft_tasks, "rl": rl_tasks},
+                            env.view.max_string_chars if env.view.kind == "pruned" else None)
+    console.print(f"[bold]evaluated[/] {reach['steps']} gold steps: {reach['function_not_in_sft']} call a function "
+                  f"no SFT task calls ({reach['function_not_in_rl']}: no RL task), "
+                  f"{reach['value_cut_by_view']} need a value the response view cuts")
 
     logger = MetricsLogger(run_dir, cfg.logger.kind, cfg.logger.project, plain)
     policy = SamplerPolicy(model, tokenizer, max_new_tokens=rl.rollout.turn_tokens)
@@ -187,7 +217,7 @@ def main(cfg: DictConfig) -> None:
                 def on_step(step, loss, tokens):
                     logger.log({"phase": "sft", "loss": loss, "tokens": tokens}, step)
                     bar.update(task, advance=1, info=f"loss {loss:.3f}")
-                sft = run_sft(model, tokenizer, split.train, eco.tools, env.view, tool_view, rl.sft.steps,
+                sft = run_sft(model, tokenizer, sft_tasks, eco.tools, env.view, tool_view, rl.sft.steps,
                               rl.sft.batch_size, rl.sft.lr, rl.sft.warmup_steps, rl.sft.max_len, cfg.seed, on_step,
                               rl.sft.micro_batch_size)
             console.print(f"SFT on {sft['episodes']} gold episodes ({sft['skipped_too_long']} too long, skipped)")
@@ -203,14 +233,18 @@ def main(cfg: DictConfig) -> None:
                             f" kl {m['kl']:.4f} ent {m['entropy']:.2f} {m['tokens_per_second']:.0f} tok/s")
     trainer.save(force=True)
     save_model(model, os.path.join(run_dir, "policy"), tokenizer)  # HF format: experiments.evaluate/serve load it
-    # so a run started from this policy never holds out what it trained on (SFT: train tasks; RL: rl_tasks)
-    write_seen_values(os.path.join(run_dir, "policy"), split.train + rl_tasks, earlier=seen_values)
+    # so a run started from this policy never holds out what it trained on (SFT: sft_tasks; RL: rl_tasks)
+    write_seen_values(os.path.join(run_dir, "policy"), sft_tasks + rl_tasks, earlier=seen_values)
     run_eval("rl")
 
     table = results_table(evaluations)
     with open(os.path.join(run_dir, "results.md"), "w") as f:
         f.write(f"Held-out turn accuracy ({len(held_out)} tasks, values never seen in training), seed {cfg.seed}\n\n")
         f.write(table + "\n\n")
+        f.write(f"Of the {reach['steps']} evaluated gold steps, {reach['function_not_in_sft']} call a function that no "
+                f"SFT task calls ({reach['function_not_in_rl']}: no RL task), and {reach['value_cut_by_view']} need a "
+                "value that the response view cuts (longer than env.response_view.max_string_chars, not in the "
+                "request)\n\n")
         f.write("Held-out episodes by how they first went wrong: the verdict of the first call neither matched "
                 "nor free; stopped: answered (or ran out of turns) with required calls left undone; none: "
                 "nothing went wrong\n\n")
@@ -218,8 +252,8 @@ def main(cfg: DictConfig) -> None:
     with open(os.path.join(run_dir, "results.json"), "w") as f:
         choices = HydraConfig.get().runtime.choices
         json.dump({"seed": cfg.seed, "reward": choices["reward"], "rl": choices["rl"], "model": choices["model"],
-                   "evaluations": evaluations, "minutes": (time.perf_counter() - t_start) / 60,
-                   "policy": description}, f, indent=2)
+                   "evaluations": evaluations, "evaluated_reach": reach,
+                   "minutes": (time.perf_counter() - t_start) / 60, "policy": description}, f, indent=2)
     plot_learning_curve(read_metrics(logger.path), evaluations, os.path.join(run_dir, "learning_curve.png"),
                         title=f"{rl.loss.algorithm}, reward={HydraConfig.get().runtime.choices['reward']}, seed {cfg.seed}")
     logger.close()

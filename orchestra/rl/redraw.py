@@ -16,7 +16,9 @@ environment answers them like any recorded call.
 A call whose arguments the redraw leaves as they were (an enum, a value the episode does not show
 in the same form) keeps its recorded response, so the values that response shows are not redrawn:
 the cache holds one response per call. A redraw is given up (and drawn again, a few times) when
-nothing is left to redraw, or when a redrawn call is already in the cache.
+nothing is left to redraw, when a redrawn call is already in the cache, or when the redraw still
+uses a forbidden value (an enum, or a value a kept call pins: a source task that is neither trained
+on nor evaluated may share values with the evaluated tasks).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 from orchestra.data.canonical import canonical_key
 from orchestra.data.types import CacheEntry, Task, ToolSpec
 from orchestra.rl.curriculum import ISO_DATE, ValueMaker, occurs_alone, redraw_map, redraw_pattern
+from orchestra.synth.pipeline import task_values
 from orchestra.synth.realise import format_value
 
 MAX_VALUE_CHARS = 4096  # ids and tokens of any length are redrawn (a kept token would pin what its response shows)
@@ -101,6 +104,7 @@ def redrawn_tasks(tasks: Sequence[Task], tools: Mapping[str, ToolSpec], count: i
     their gold calls. A redrawn call already among `known` entries is a failed try."""
     if count < 0:
         raise ValueError(f"redraws per task must not be negative, got {count}")
+    forbidden = set(forbidden)
     values = ValueMaker(forbidden)
     taken = {canonical_key(e.function, e.arguments) for e in known}
     rng = np.random.default_rng([seed, 7])  # a stream of its own, apart from the run's other draws of `seed`
@@ -111,7 +115,7 @@ def redrawn_tasks(tasks: Sequence[Task], tools: Mapping[str, ToolSpec], count: i
             if made == count:
                 break
             new = redraw_task(task, tools, values, rng, f"{task.task_id}~redraw{made}")
-            if new is None:
+            if new is None or task_values(new) & forbidden:
                 continue
             keys = {canonical_key(s.call.function, s.call.arguments) for s, old in zip(new.steps, task.steps)
                     if s.response is not None and s.call != old.call}

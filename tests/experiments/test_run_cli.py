@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from experiments.checkpoint_curve import checkpoint_curve
-from experiments.run import first_errors_table
+from experiments.run import evaluated_reach, first_errors_table
 from orchestra.data.booking import load_tasks
+from orchestra.data.types import Call, Step, Task
 from orchestra.model.chat import CHAT_TEMPLATE
 from orchestra.model.config import ModelConfig
 from orchestra.model.loader import save_model
@@ -34,6 +35,21 @@ def test_first_errors_table_puts_the_usual_categories_first_and_fills_gaps_with_
                                 "rl": {"first_errors": {"parse_error": 1, "stopped": 3}}})
     assert table.splitlines() == ["| stage | none | parse_error | stopped | unjudged |", "|---|---|---|---|---|",
                                   "| sft | 1 | 2 | 0 | 1 |", "| rl | 0 | 1 | 3 | 0 |"]
+
+
+def test_evaluated_reach_counts_steps_no_training_stage_covers_and_values_the_view_cuts():
+    token = "t" * 80
+
+    def task(query, *calls):
+        return Task(query, query, tuple(Step(i, Call(f, a), (), {}, True) for i, (f, a) in enumerate(calls)),
+                    tuple(f for f, _ in calls))
+    evaluated = [task("find flights", ("Search_Flights", {"fromId": "A"}), ("Get_Flight_Details", {"token": token})),
+                 task(f"details of {token}", ("Get_Flight_Details", {"token": token}))]  # the request holds it
+    sft = [task("cars", ("Search_Car_Rentals", {"x": "1"}))]
+    rl = [task("flights", ("Search_Flights", {"fromId": "B"}))]
+    assert evaluated_reach(evaluated, {"sft": sft, "rl": rl}, 64) == {
+        "steps": 3, "function_not_in_sft": 3, "function_not_in_rl": 2, "value_cut_by_view": 1}
+    assert evaluated_reach(evaluated, {"sft": sft}, None)["value_cut_by_view"] == 0  # the full view cuts nothing
 
 
 def _tiny_policy(tmp_path, booking):
@@ -76,7 +92,8 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
         checkpoint_curve(str(tmp_path / "policy"))
 
     bad = _main_job(tmp_path, tmp_path / "bad", "rl_tasks=both")
-    assert bad.returncode != 0 and "rl_tasks must be one of ('train', 'fresh', 'redrawn'), got 'both'" in bad.stderr
+    assert bad.returncode != 0 and ("rl_tasks must be one of ('train', 'fresh', 'redrawn', 'redrawn_all'), got 'both'"
+                                    in bad.stderr)
     assert not os.path.exists(tmp_path / "bad" / "config.yaml")  # refused before anything is written
 
 
@@ -98,3 +115,23 @@ def test_main_job_trains_on_redrawn_tasks_with_values_no_evaluated_task_uses(tmp
 
     bad = _main_job(tmp_path, tmp_path / "bad", "rl_tasks=redrawn", "rl_redraws=0")
     assert bad.returncode != 0 and "rl_redraws must be a positive integer, got 0" in bad.stderr
+
+
+def test_main_job_warm_starts_and_trains_on_every_task_but_the_evaluated_ones_redrawn(tmp_path, booking):
+    _tiny_policy(tmp_path, booking)
+    run = tmp_path / "run"
+    proc = _main_job(tmp_path, run, "rl_tasks=redrawn_all", "rl_redraws=1", "sft_tasks=rl")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train, held_out, fresh, redrawn = (load_tasks(run / f"{name}_tasks.jsonl")
+                                       for name in ("train", "held_out", "fresh", "redrawn"))
+    sources = {t.metadata["redrawn_from"] for t in redrawn}
+    assert not sources & {t.task_id for t in held_out}
+    assert sources & {t.task_id for t in fresh}  # not only the SFT tasks: those held out but not evaluated too
+    # no redrawn task uses an evaluated task's value, even one its source shared with an evaluated task
+    assert not set().union(*map(task_values, redrawn)) & set().union(*map(task_values, held_out))
+    assert read_seen_values(run / "policy") == set().union(*map(task_values, redrawn))  # SFT and RL: redrawn only
+    reach = json.load(open(run / "results.json"))["evaluated_reach"]
+    assert reach["steps"] == sum(len(t.steps) for t in held_out)
+
+    bad = _main_job(tmp_path, tmp_path / "bad", "sft_tasks=held_out")
+    assert bad.returncode != 0 and "sft_tasks must be one of ('train', 'rl'), got 'held_out'" in bad.stderr

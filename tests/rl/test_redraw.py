@@ -116,3 +116,14 @@ def test_a_value_shown_by_a_kept_calls_response_is_not_redrawn(booking):
 def test_a_negative_number_of_redraws_is_an_error(booking):
     with pytest.raises(ValueError, match="redraws per task must not be negative"):
         redrawn_tasks(booking.tasks, booking.tools, -1, set(), seed=0)
+
+
+def test_no_redraw_keeps_a_forbidden_value(booking):
+    # the forbidden values are those of some source tasks, so a redraw of one that keeps one of its
+    # values (an enum, a value pinned by a kept call's response) must be given up
+    sources = booking.tasks[:20]
+    forbidden = set().union(*map(task_values, sources))
+    tasks, _ = redrawn_tasks(sources, booking.tools, 2, forbidden, seed=0, known=booking.cache_entries)
+    assert tasks  # values that are not forbidden by their own task get redrawn
+    for task in tasks:
+        assert not task_values(task) & forbidden, task.task_id
