@@ -102,7 +102,7 @@ def evaluated_reach(evaluated: list[Task], trained: dict[str, list[Task]], max_s
     steps = [(t, s) for t in evaluated for s in t.steps]
     out = {"steps": len(steps)}
     for stage, tasks in trained.items():
-        called = {s.call.function for t in tasks for s in t.steps}
+        called = {f for t in tasks for f in t.pattern}
         out[f"function_not_in_{stage}"] = sum(s.call.function not in called for _, s in steps)
     out["value_cut_by_view"] = 0 if max_string_chars is None else sum(
         any(isinstance(v, str) and len(v) > max_string_chars and v not in t.query for v in s.call.arguments.values())
