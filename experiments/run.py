@@ -35,6 +35,7 @@ from orchestra.data.paths import resolve_data_root
 from orchestra.data.serialize import write_tasks_jsonl
 from orchestra.data.types import Task
 from orchestra.env.config import environment_from_config
+from orchestra.env.views import ResponseView
 from orchestra.eval import eval_config, evaluate
 from orchestra.eval.metrics import copy_accuracy
 from orchestra.model.chat import CHAT_TEMPLATE, load_tokenizer
@@ -42,6 +43,7 @@ from orchestra.model.loader import save_model
 from orchestra.model.presets import build_model
 from orchestra.reward import RewardConfig
 from orchestra.rl.config import rl_config
+from orchestra.rl.episodes import hidden_value_steps
 from orchestra.rl.metrics_logger import MetricsLogger
 from orchestra.rl.policy import SamplerPolicy
 from orchestra.rl.redraw import redrawn_tasks
@@ -95,18 +97,16 @@ def results_table(evaluations: dict[str, dict]) -> str:
 FIRST_ERRORS = ("none", "parse_error", "format_error", "value_error", "wrong_function", "stopped")
 
 
-def evaluated_reach(evaluated: list[Task], trained: dict[str, list[Task]], max_string_chars: int | None) -> dict:
+def evaluated_reach(evaluated: list[Task], trained: dict[str, list[Task]], view: ResponseView) -> dict:
     """How many evaluated gold steps call a function no task of a training stage calls, and how many
-    need a string longer than the response view shows whole (`max_string_chars`; None: the full view)
-    that the request does not hold: steps the policy cannot learn from training or copy at all."""
+    pass a value an earlier response held but the view hid (`hidden_value_steps`): steps the policy
+    cannot learn from training or cannot write at all."""
     steps = [(t, s) for t in evaluated for s in t.steps]
     out = {"steps": len(steps)}
     for stage, tasks in trained.items():
         called = {f for t in tasks for f in t.pattern}
         out[f"function_not_in_{stage}"] = sum(s.call.function not in called for _, s in steps)
-    out["value_cut_by_view"] = 0 if max_string_chars is None else sum(
-        any(isinstance(v, str) and len(v) > max_string_chars and v not in t.query for v in s.call.arguments.values())
-        for t, s in steps)
+    out["value_hidden_by_view"] = sum(sum(hidden_value_steps(t, view)) for t in evaluated)
     return out
 
 
@@ -181,11 +181,10 @@ def main(cfg: DictConfig) -> None:
     sft_tasks = split.train if cfg.sft_tasks == "train" else rl_tasks
     env, tool_view = environment_from_config(plain["env"], eco,
                                              tokenize=lambda s: tokenizer.encode(s, add_special_tokens=False))
-    reach = evaluated_reach(held_out, {"sft": sft_tasks, "rl": rl_tasks},
-                            env.view.max_string_chars if env.view.kind == "pruned" else None)
+    reach = evaluated_reach(held_out, {"sft": sft_tasks, "rl": rl_tasks}, env.view)
     console.print(f"[bold]evaluated[/] {reach['steps']} gold steps: {reach['function_not_in_sft']} call a function "
                   f"no SFT task calls ({reach['function_not_in_rl']}: no RL task), "
-                  f"{reach['value_cut_by_view']} need a value the response view cuts")
+                  f"{reach['value_hidden_by_view']} pass a value the response view hid")
 
     logger = MetricsLogger(run_dir, cfg.logger.kind, cfg.logger.project, plain)
     policy = SamplerPolicy(model, tokenizer, max_new_tokens=rl.rollout.turn_tokens)
@@ -219,8 +218,9 @@ def main(cfg: DictConfig) -> None:
                     bar.update(task, advance=1, info=f"loss {loss:.3f}")
                 sft = run_sft(model, tokenizer, sft_tasks, eco.tools, env.view, tool_view, rl.sft.steps,
                               rl.sft.batch_size, rl.sft.lr, rl.sft.warmup_steps, rl.sft.max_len, cfg.seed, on_step,
-                              rl.sft.micro_batch_size)
-            console.print(f"SFT on {sft['episodes']} gold episodes ({sft['skipped_too_long']} too long, skipped)")
+                              rl.sft.micro_batch_size, mask_hidden=rl.sft.mask_hidden)
+            console.print(f"SFT on {sft['episodes']} gold episodes ({sft['skipped_too_long']} too long, skipped; "
+                          f"{sft['masked_turns']} turns that pass a value the view hid kept out of the loss)")
             trainer.reset_reference()
             run_eval("sft")
 
@@ -242,9 +242,9 @@ def main(cfg: DictConfig) -> None:
         f.write(f"Held-out turn accuracy ({len(held_out)} tasks, values never seen in training), seed {cfg.seed}\n\n")
         f.write(table + "\n\n")
         f.write(f"Of the {reach['steps']} evaluated gold steps, {reach['function_not_in_sft']} call a function that no "
-                f"SFT task calls ({reach['function_not_in_rl']}: no RL task), and {reach['value_cut_by_view']} need a "
-                "value that the response view cuts (longer than env.response_view.max_string_chars, not in the "
-                "request)\n\n")
+                f"SFT task calls ({reach['function_not_in_rl']}: no RL task), and {reach['value_hidden_by_view']} pass a "
+                "value that an earlier response held but the response view hid (a string cut to "
+                "env.response_view.max_string_chars, an item or text past its limits)\n\n")
         f.write("Held-out episodes by how they first went wrong: the verdict of the first call neither matched "
                 "nor free; stopped: answered (or ran out of turns) with required calls left undone; none: "
                 "nothing went wrong\n\n")

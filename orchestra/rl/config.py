@@ -21,6 +21,7 @@ class SFTConfig:
     warmup_steps: int = 5
     max_len: int = 2048
     micro_batch_size: int | None = None   # rows per forward/backward pass (gradients summed); None: the batch
+    mask_hidden: bool = True   # keep turns that pass a value the view hid out of the loss (sft.encode_gold_episodes)
 
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1 or self.max_len < 16:

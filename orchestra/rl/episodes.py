@@ -8,6 +8,8 @@ per step, written by the synthesizer) when present, else one call per turn.
 
 from __future__ import annotations
 
+import json
+
 from orchestra.data.types import Task, ToolSpec
 from orchestra.env.views import ResponseView, ToolView
 
@@ -47,3 +49,28 @@ def gold_messages(task: Task, view: ResponseView, final_answer: str = FINAL_ANSW
         messages.extend({"role": "tool", "content": view.render(s.response)} for s in steps)
     messages.append({"role": "assistant", "content": final_answer})
     return messages
+
+
+def hidden_value_steps(task: Task, view: ResponseView) -> list[bool]:
+    """For each step: whether its call passes a string that an earlier turn's response held but the
+    view did not show (a token cut to `max_string_chars`, an item past `max_list_items` or past
+    `max_chars`) and the request does not state. No policy can write such a value from what it saw."""
+    shown = [task.query]   # what the policy has seen before the turn, as text
+    held = []              # the raw responses before the turn, as JSON text
+    hidden = [False] * len(task.steps)
+    for turn in step_turns(task):
+        for i in turn:
+            for value in task.steps[i].call.arguments.values():
+                if isinstance(value, str) and value:
+                    quoted = json.dumps(value, ensure_ascii=False)
+                    if any(quoted in h for h in held) and not any(value in s or quoted[1:-1] in s for s in shown):
+                        hidden[i] = True
+        shown.extend(view.render(task.steps[i].response) for i in turn)
+        held.extend(json.dumps(task.steps[i].response, ensure_ascii=False) for i in turn)
+    return hidden
+
+
+def hidden_value_turns(task: Task, view: ResponseView) -> list[bool]:
+    """For each turn: whether one of its steps passes a value the view hid (`hidden_value_steps`)."""
+    hidden = hidden_value_steps(task, view)
+    return [any(hidden[i] for i in turn) for turn in step_turns(task)]

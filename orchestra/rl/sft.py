@@ -13,7 +13,7 @@ from flax import nnx
 from orchestra.data.types import Task, ToolSpec
 from orchestra.env.views import ResponseView, ToolView
 from orchestra.model.chat import encode_chat
-from orchestra.rl.episodes import gold_messages, tool_schemas
+from orchestra.rl.episodes import gold_messages, hidden_value_turns, tool_schemas
 from orchestra.rl.learner import apply_mean_gradients, summed
 from orchestra.rl.trainer import micro_batches
 
@@ -26,18 +26,36 @@ class TokenBatch:
 
 
 def encode_gold_episodes(tasks: list[Task], tools: dict[str, ToolSpec], tokenizer, view: ResponseView,
-                         tool_view: ToolView, max_len: int) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+                         tool_view: ToolView, max_len: int, mask_hidden: bool = True,
+                         ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
     """Token ids and policy masks of each task's gold episode; episodes longer than `max_len` are
-    skipped (their count is returned) rather than cut, so no example loses its ending."""
+    skipped (their count is returned) rather than cut, so no example loses its ending. With
+    `mask_hidden`, a turn whose call passes a value the view hid (`hidden_value_turns`) stays in the
+    episode as context but out of the loss: imitating it would teach the policy to make values up."""
     ids, masks, skipped = [], [], 0
     for task in tasks:
         enc = encode_chat(tokenizer, gold_messages(task, view), tool_schemas(task, tools, tool_view))
         if len(enc.token_ids) > max_len:
             skipped += 1
             continue
+        mask = enc.policy_mask
+        if mask_hidden:
+            mask = masked_turns(mask, hidden_value_turns(task, view))
         ids.append(enc.token_ids)
-        masks.append(enc.policy_mask)
+        masks.append(mask)
     return ids, masks, skipped
+
+
+def masked_turns(policy_mask: np.ndarray, drop: list[bool]) -> np.ndarray:
+    """`policy_mask` with the k-th assistant message's tokens (its k-th run of ones) zeroed where
+    `drop[k]`; messages past `drop` (the final answer) are kept."""
+    mask = policy_mask.copy()
+    starts = np.flatnonzero(np.diff(np.concatenate([[0], policy_mask])) == 1)
+    ends = np.flatnonzero(np.diff(np.concatenate([policy_mask, [0]])) == -1) + 1
+    for k, (start, end) in enumerate(zip(starts, ends)):
+        if k < len(drop) and drop[k]:
+            mask[start:end] = 0
+    return mask
 
 
 def pad_batch(ids: list[np.ndarray], masks: list[np.ndarray], length: int) -> TokenBatch:
@@ -93,9 +111,9 @@ def sft_step(model, optimizer: nnx.Optimizer, parts: list[TokenBatch]) -> tuple[
 
 def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], view: ResponseView, tool_view: ToolView,
             steps: int, batch_size: int, lr: float, warmup_steps: int, max_len: int, seed: int,
-            on_step=None, micro_batch_size: int | None = None, bucket: int = 128) -> dict:
+            on_step=None, micro_batch_size: int | None = None, bucket: int = 128, mask_hidden: bool = True) -> dict:
     """Warm-start `model` in place on the gold episodes of `tasks`; returns a summary."""
-    ids, masks, skipped = encode_gold_episodes(tasks, tools, tokenizer, view, tool_view, max_len)
+    ids, masks, skipped = encode_gold_episodes(tasks, tools, tokenizer, view, tool_view, max_len, mask_hidden)
     if len(ids) < batch_size:
         raise ValueError(f"rl.sft: only {len(ids)} gold episodes fit max_len={max_len} "
                          f"({skipped} longer ones skipped); need at least batch_size={batch_size}")
@@ -113,4 +131,5 @@ def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], vie
         losses.append(loss)
         if on_step is not None:
             on_step(step, loss, int(sum(p.segment_ids.sum() for p in parts)))
-    return {"episodes": len(ids), "skipped_too_long": skipped, "losses": losses}
+    masked = sum(sum(hidden_value_turns(t, view)) for t in tasks) if mask_hidden else 0
+    return {"episodes": len(ids), "skipped_too_long": skipped, "losses": losses, "masked_turns": masked}

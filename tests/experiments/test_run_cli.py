@@ -11,6 +11,7 @@ from experiments.checkpoint_curve import checkpoint_curve
 from experiments.run import evaluated_reach, first_errors_table
 from orchestra.data.booking import load_tasks
 from orchestra.data.types import Call, Step, Task
+from orchestra.env.views import ResponseView
 from orchestra.model.chat import CHAT_TEMPLATE
 from orchestra.model.config import ModelConfig
 from orchestra.model.loader import save_model
@@ -37,19 +38,21 @@ def test_first_errors_table_puts_the_usual_categories_first_and_fills_gaps_with_
                                   "| sft | 1 | 2 | 0 | 1 |", "| rl | 0 | 1 | 3 | 0 |"]
 
 
-def test_evaluated_reach_counts_steps_no_training_stage_covers_and_values_the_view_cuts():
+def test_evaluated_reach_counts_steps_no_training_stage_covers_and_values_the_view_hid():
     token = "t" * 80
 
-    def task(query, *calls):
-        return Task(query, query, tuple(Step(i, Call(f, a), (), {}, True) for i, (f, a) in enumerate(calls)),
-                    tuple(f for f, _ in calls))
+    def task(query, *calls):  # each call's response holds the token
+        return Task(query, query, tuple(Step(i, Call(f, a), (), {"token": token}, True)
+                                        for i, (f, a) in enumerate(calls)), tuple(f for f, _ in calls))
     evaluated = [task("find flights", ("Search_Flights", {"fromId": "A"}), ("Get_Flight_Details", {"token": token})),
-                 task(f"details of {token}", ("Get_Flight_Details", {"token": token}))]  # the request holds it
+                 task(f"details of {token}", ("Search_Flights", {"fromId": "A"}),
+                      ("Get_Flight_Details", {"token": token}))]  # the request holds it
     sft = [task("cars", ("Search_Car_Rentals", {"x": "1"}))]
     rl = [task("flights", ("Search_Flights", {"fromId": "B"}))]
-    assert evaluated_reach(evaluated, {"sft": sft, "rl": rl}, 64) == {
-        "steps": 3, "function_not_in_sft": 3, "function_not_in_rl": 2, "value_cut_by_view": 1}
-    assert evaluated_reach(evaluated, {"sft": sft}, None)["value_cut_by_view"] == 0  # the full view cuts nothing
+    assert evaluated_reach(evaluated, {"sft": sft, "rl": rl}, ResponseView(max_string_chars=64)) == {
+        "steps": 4, "function_not_in_sft": 4, "function_not_in_rl": 2, "value_hidden_by_view": 1}
+    # the full view hides nothing
+    assert evaluated_reach(evaluated, {"sft": sft}, ResponseView(kind="full"))["value_hidden_by_view"] == 0
 
 
 def _tiny_policy(tmp_path, booking):

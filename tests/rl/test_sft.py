@@ -1,15 +1,20 @@
 """The SFT warm start's step."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 
+from orchestra.data.types import Call, Step, Task
+from orchestra.env.views import ResponseView, ToolView
 from orchestra.model.config import ModelConfig
 from orchestra.model.modeling import init_model
 from orchestra.rl.config import rl_config
-from orchestra.rl.sft import next_token_loss, pad_batch, sft_step
+from orchestra.rl.episodes import hidden_value_steps
+from orchestra.rl.sft import encode_gold_episodes, next_token_loss, pad_batch, sft_step
 from orchestra.rl.trainer import micro_batches
 
 
@@ -48,3 +53,37 @@ def test_an_sft_micro_batch_size_that_does_not_divide_the_batch_is_a_config_erro
     assert sft.micro_batch_size == 2
     with pytest.raises(ValueError, match=r"rl.sft.micro_batch_size \(3\) must divide rl.sft.batch_size \(8\)"):
         rl_config({"algorithm": "grpo", "sft": {"batch_size": 8, "micro_batch_size": 3}}, 0)
+
+
+def _token_task():
+    """Three turns: a search whose response holds a long token and an id, a call passing the token
+    (cut by the default view), and a call passing the id (shown)."""
+    token = "Tk" + "x7" * 40
+    search = {"status": True, "data": [{"id": "h1", "token": token}]}
+    steps = (Step(0, Call("get_weather", {"city": "Paris"}), (), search, True),
+             Step(1, Call("get_time", {"city": token}), (0,), {"status": True, "data": {"t": "9"}}, True),
+             Step(2, Call("get_time", {"city": "h1"}), (0,), {"status": True, "data": {"t": "9"}}, True))
+    return Task("tok", "Weather in Paris, then the time twice.", steps, ("get_weather", "get_time"))
+
+
+def test_hidden_value_steps_flags_a_value_the_view_cut_and_not_one_it_shows_or_the_request_states():
+    task = _token_task()
+    assert hidden_value_steps(task, ResponseView()) == [False, True, False]
+    assert hidden_value_steps(task, ResponseView(kind="full")) == [False, False, False]
+    stated = dataclasses.replace(task, query=task.query + " Token " + task.steps[1].call.arguments["city"])
+    assert hidden_value_steps(stated, ResponseView()) == [False, False, False]
+
+
+def test_sft_keeps_a_turn_that_passes_a_hidden_value_out_of_the_loss_and_only_that_turn():
+    from tests.rl import tiny
+    tok, task, view = tiny.tokenizer(), _token_task(), ResponseView()
+    (ids,), (masked,), _ = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096)
+    (_,), (full,), _ = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096, mask_hidden=False)
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], full])) == 1)
+    assert len(runs) == 4  # three calls and the final answer
+    text = tok.decode(ids[full.astype(bool) & ~masked.astype(bool)])
+    assert task.steps[1].call.arguments["city"] in text.replace(" ", "")  # exactly the token turn left the loss
+    assert "h1" not in text and "Paris" not in text
+    assert masked.sum() < full.sum() and np.all(masked <= full)
+    second = runs[1]
+    assert masked[second] == 0 and full[second] == 1 and masked[runs[2]] == 1 and masked[runs[3]] == 1
