@@ -95,7 +95,7 @@ def main() -> None:
                         seen_values=read_seen_values(model_path)).train
     _, view, tool_view, _ = env_config(plain["env"])
     tokenizer = load_tokenizer(model_path)
-    ids, masks, _ = encode_gold_episodes(tasks, eco.tools, tokenizer, view, tool_view, sft["max_len"])
+    ids, masks, _, _ = encode_gold_episodes(tasks, eco.tools, tokenizer, view, tool_view, sft["max_len"])
     batch_size = sft["batch_size"]
     if batch_size % args.micro:
         raise SystemExit(f"--micro {args.micro} must divide rl.sft.batch_size {batch_size}")

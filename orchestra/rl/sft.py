@@ -27,12 +27,13 @@ class TokenBatch:
 
 def encode_gold_episodes(tasks: list[Task], tools: dict[str, ToolSpec], tokenizer, view: ResponseView,
                          tool_view: ToolView, max_len: int, mask_hidden: bool = True,
-                         ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+                         ) -> tuple[list[np.ndarray], list[np.ndarray], int, int]:
     """Token ids and policy masks of each task's gold episode; episodes longer than `max_len` are
     skipped (their count is returned) rather than cut, so no example loses its ending. With
     `mask_hidden`, a turn whose call passes a value the view hid (`hidden_value_turns`) stays in the
-    episode as context but out of the loss: imitating it would teach the policy to make values up."""
-    ids, masks, skipped = [], [], 0
+    episode as context but out of the loss (the count of such turns is returned): imitating it would
+    teach the policy to make values up."""
+    ids, masks, skipped, masked = [], [], 0, 0
     for task in tasks:
         enc = encode_chat(tokenizer, gold_messages(task, view), tool_schemas(task, tools, tool_view))
         if len(enc.token_ids) > max_len:
@@ -40,10 +41,11 @@ def encode_gold_episodes(tasks: list[Task], tools: dict[str, ToolSpec], tokenize
             continue
         mask = enc.policy_mask
         if mask_hidden:
-            mask = masked_turns(mask, hidden_value_turns(task, view))
+            hidden = hidden_value_turns(task, view)
+            mask, masked = masked_turns(mask, hidden), masked + sum(hidden)
         ids.append(enc.token_ids)
         masks.append(mask)
-    return ids, masks, skipped
+    return ids, masks, skipped, masked
 
 
 def masked_turns(policy_mask: np.ndarray, drop: list[bool]) -> np.ndarray:
@@ -113,7 +115,7 @@ def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], vie
             steps: int, batch_size: int, lr: float, warmup_steps: int, max_len: int, seed: int,
             on_step=None, micro_batch_size: int | None = None, bucket: int = 128, mask_hidden: bool = True) -> dict:
     """Warm-start `model` in place on the gold episodes of `tasks`; returns a summary."""
-    ids, masks, skipped = encode_gold_episodes(tasks, tools, tokenizer, view, tool_view, max_len, mask_hidden)
+    ids, masks, skipped, masked = encode_gold_episodes(tasks, tools, tokenizer, view, tool_view, max_len, mask_hidden)
     if len(ids) < batch_size:
         raise ValueError(f"rl.sft: only {len(ids)} gold episodes fit max_len={max_len} "
                          f"({skipped} longer ones skipped); need at least batch_size={batch_size}")
@@ -131,5 +133,4 @@ def run_sft(model, tokenizer, tasks: list[Task], tools: dict[str, ToolSpec], vie
         losses.append(loss)
         if on_step is not None:
             on_step(step, loss, int(sum(p.segment_ids.sum() for p in parts)))
-    masked = sum(sum(hidden_value_turns(t, view)) for t in tasks) if mask_hidden else 0
     return {"episodes": len(ids), "skipped_too_long": skipped, "losses": losses, "masked_turns": masked}

@@ -77,8 +77,9 @@ def test_hidden_value_steps_flags_a_value_the_view_cut_and_not_one_it_shows_or_t
 def test_sft_keeps_a_turn_that_passes_a_hidden_value_out_of_the_loss_and_only_that_turn():
     from tests.rl import tiny
     tok, task, view = tiny.tokenizer(), _token_task(), ResponseView()
-    (ids,), (masked,), _ = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096)
-    (_,), (full,), _ = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096, mask_hidden=False)
+    (ids,), (masked,), _, dropped = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096)
+    (_,), (full,), _, none = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096, mask_hidden=False)
+    assert (dropped, none) == (1, 0)
     runs = np.flatnonzero(np.diff(np.concatenate([[0], full])) == 1)
     assert len(runs) == 4  # three calls and the final answer
     text = tok.decode(ids[full.astype(bool) & ~masked.astype(bool)])
