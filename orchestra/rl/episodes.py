@@ -8,6 +8,7 @@ per step, written by the synthesizer) when present, else one call per turn.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from orchestra.data.types import Task, ToolSpec
@@ -39,16 +40,38 @@ def step_turns(task: Task) -> list[list[int]]:
     return [grouped[t] for t in sorted(grouped)]
 
 
-def gold_messages(task: Task, view: ResponseView, final_answer: str = FINAL_ANSWER) -> list[dict]:
-    """The whole gold episode as chat messages."""
+def gold_prefix_messages(task: Task, view: ResponseView, turns: int) -> list[dict]:
+    """The query and the first `turns` gold turns (calls and rendered responses) as chat messages."""
     messages = prompt_messages(task)
-    for turn in step_turns(task):
+    for turn in step_turns(task)[:turns]:
         steps = [task.steps[i] for i in turn]
         messages.append({"role": "assistant", "content": "", "tool_calls": [
             {"function": {"name": s.call.function, "arguments": s.call.arguments}} for s in steps]})
         messages.extend({"role": "tool", "content": view.render(s.response)} for s in steps)
-    messages.append({"role": "assistant", "content": final_answer})
     return messages
+
+
+def gold_messages(task: Task, view: ResponseView, final_answer: str = FINAL_ANSWER) -> list[dict]:
+    """The whole gold episode as chat messages."""
+    return gold_prefix_messages(task, view, len(step_turns(task))) + [{"role": "assistant", "content": final_answer}]
+
+
+def turn_window(task: Task, start: int, turns: int) -> Task:
+    """The task cut to its gold turns `start .. start + turns - 1`: what a policy that was given the
+    first `start` gold turns can still do in `turns` turns. Dependencies on the given steps count as
+    met (they are dropped); steps are renumbered from 0."""
+    keep = [i for turn in step_turns(task)[start: start + turns] for i in turn]
+    new_index = {old: new for new, old in enumerate(keep)}
+    steps = tuple(dataclasses.replace(task.steps[old], index=new_index[old],
+                                      depends_on=tuple(new_index[d] for d in task.steps[old].depends_on
+                                                       if d in new_index),
+                                      dependency_args=tuple((arg, new_index[src], field) for arg, src, field
+                                                            in task.steps[old].dependency_args if src in new_index))
+                  for old in keep)
+    metadata = task.metadata
+    if isinstance(metadata, dict) and metadata.get("turns") and len(metadata["turns"]) == len(task.steps):
+        metadata = {**metadata, "turns": [metadata["turns"][old] for old in keep]}
+    return dataclasses.replace(task, steps=steps, metadata=metadata)
 
 
 def hidden_value_steps(task: Task, view: ResponseView) -> list[bool]:

@@ -4,8 +4,9 @@ Each task of a batch is sampled `group_size` times. Every turn the sampler write
 (up to `<|im_end|>`); the host parses its `<tool_call>` blocks (the only Python per turn); the jitted,
 vmapped environment answers every call from its device tables; the observation tokens are appended
 to the sampler's KV cache, framed as the chat template frames tool responses. An episode ends when
-the policy answers without a call, when the environment says done (turn or call budget), or when the
-episode's token budget is spent. A turn that runs out of tokens is closed with `<|im_end|>` (not a
+the policy answers without a call, when the environment says done (turn or call budget), after
+`max_turns` turns (the last turn's observation is neither appended nor fed to the sampler: nothing
+reads it), or when the episode's token budget is spent. A turn that runs out of tokens is closed with `<|im_end|>` (not a
 policy token) and its cut-off call answered with a parse error, as the evaluation does, so RL sees
 the turn after one too.
 
@@ -27,7 +28,7 @@ from orchestra.env.views import ToolView
 from orchestra.env.codec import ParsedCall
 from orchestra.model.chat import IM_END, IM_START, encode_chat
 from orchestra.model.sampler import Sampler, SamplingParams
-from orchestra.rl.episodes import prompt_messages, tool_schemas
+from orchestra.rl.episodes import gold_prefix_messages, tool_schemas
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,11 @@ class RolloutConfig:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    # Start each group after a random number of its task's gold turns (calls and recorded responses
+    # in the context, as the evaluation's golden path gives them) and score it on the gold turns it
+    # can still reach (`episodes.turn_window`). With max_turns 1, every row is one turn of the
+    # evaluation, rewarded on its own.
+    gold_prefix: bool = False
 
     def __post_init__(self):
         for name in ("group_size", "max_turns", "turn_tokens", "max_episode_tokens"):
@@ -79,16 +85,20 @@ class RolloutWorker:
         self._reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None, 0)))
         self._step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, None)))
 
-    def prompt_tokens(self, task: Task) -> list[int]:
+    def prompt_tokens(self, task: Task, gold_turns: int = 0) -> list[int]:
+        """The prompt, followed by the first `gold_turns` gold turns, up to the next assistant turn."""
         tools = tool_schemas(task, self.environment.tools, self.tool_view)
-        return encode_chat(self.tokenizer, prompt_messages(task), tools, add_generation_prompt=True).token_ids.tolist()
+        messages = gold_prefix_messages(task, self.environment.view, gold_turns)
+        return encode_chat(self.tokenizer, messages, tools, add_generation_prompt=True).token_ids.tolist()
 
-    def run(self, tasks: list[Task], task_ids: np.ndarray, seed: int) -> Rollouts:
+    def run(self, tasks: list[Task], task_ids: np.ndarray, seed: int, gold_turns: list[int] | None = None) -> Rollouts:
+        """`gold_turns`: per task, how many of its gold turns the episode starts after (default none)."""
         import time
         cfg, env = self.config, self.environment
         rows = np.repeat(np.arange(len(tasks)), cfg.group_size)
         n = len(rows)
-        prompts = [self.prompt_tokens(tasks[r]) for r in rows]
+        starts = [self.prompt_tokens(task, gold_turns[k] if gold_turns else 0) for k, task in enumerate(tasks)]
+        prompts = [starts[r] for r in rows]
         tokens = [list(p) for p in prompts]
         mask = [[0] * len(p) for p in prompts]
         logps = [[0.0] * len(p) for p in prompts]
@@ -141,7 +151,8 @@ class RolloutWorker:
                 calls[i] += parsed_rows[i]
                 successes[i] += [slot < len(ts.success[i]) and bool(ts.success[i, slot] and ts.executed[i, slot])
                                  for slot in range(len(parsed_rows[i]))]
-                if not active[i] or done[i] or len(executed) == 0:
+                # after the last turn nothing reads an observation: neither the sampler nor the loss
+                if not active[i] or done[i] or len(executed) == 0 or turn == cfg.max_turns - 1:
                     active[i] = False
                     extension.append([])
                     continue

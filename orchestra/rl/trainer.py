@@ -28,6 +28,7 @@ from orchestra.model.modeling import Transformer
 from orchestra.model.sampler import Sampler
 from orchestra.reward import RewardConfig, RewardVocab, encode_calls, encode_task, make_reward_fn, stack
 from orchestra.rl.checkpoint import Checkpointer
+from orchestra.rl.episodes import hidden_value_turns, turn_window
 from orchestra.rl.learner import (Learner, LossConfig, make_optimizer, ppo_targets, sequence_log_probs,
                                   sequence_values, update_step)
 from orchestra.rl.losses import group_advantages
@@ -158,6 +159,11 @@ class Trainer:
         self.max_calls = MAX_REWARD_CALLS
         self.max_steps = max(len(t.steps) for t in train_tasks)
         self.gold = [encode_task(t, self.vocab, self.max_steps) for t in train_tasks]
+        if rollout.gold_prefix:
+            # the turns an episode may start at: those that pass no value the view hid (no policy
+            # could write it; SFT leaves them out of its loss too), else the first
+            self.start_turns = [[k for k, hidden in enumerate(hidden_value_turns(t, environment.view)) if not hidden]
+                                or [0] for t in train_tasks]
         self.reward_fn = make_reward_fn(reward)
         self.count_unparsable = reward.count_unparsable
         self.checkpointer = Checkpointer(f"{run_dir}/checkpoints", config.checkpoint_every, config.checkpoint_keep)
@@ -207,11 +213,24 @@ class Trainer:
         replace = len(self.tasks) < self.cfg.tasks_per_step
         return rng.choice(len(self.tasks), self.cfg.tasks_per_step, replace=replace)
 
-    def score(self, rollouts: Rollouts, task_ids: np.ndarray):
+    def batch_gold_turns(self, step: int, task_ids: np.ndarray) -> list[int] | None:
+        """With `rollout.gold_prefix`: per task of the step, the gold turns its episodes start after,
+        drawn from a generator seeded by (seed, step), so a resumed run draws the same."""
+        if not self.rollout_cfg.gold_prefix:
+            return None
+        rng = np.random.default_rng([self.cfg.seed, step, 2])
+        return [int(rng.choice(self.start_turns[i])) for i in task_ids]
+
+    def score(self, rollouts: Rollouts, task_ids: np.ndarray, gold_turns: list[int] | None = None):
         # The reward reads at most MAX_REWARD_CALLS blocks of a rollout; later ones are ignored.
         calls = stack([encode_calls(c[: self.max_calls], s[: self.max_calls], self.vocab, self.max_calls,
                                     self.count_unparsable) for c, s in zip(rollouts.calls, rollouts.successes)])
-        gold = stack([self.gold[task_ids[r]] for r in rollouts.task_rows])
+        if gold_turns is None:
+            per_task = [self.gold[i] for i in task_ids]
+        else:  # scored on the gold turns the episode can still reach
+            per_task = [encode_task(turn_window(self.tasks[i], k, self.rollout_cfg.max_turns), self.vocab, self.max_steps)
+                        for i, k in zip(task_ids, gold_turns)]
+        gold = stack([per_task[r] for r in rollouts.task_rows])
         return jax.device_get(self.reward_fn(calls, gold))
 
     def batch_values(self, batch: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
@@ -230,9 +249,11 @@ class Trainer:
         cfg, step = self.cfg, self.step
         task_ids = self.batch_tasks(step)
         t0 = time.perf_counter()
-        rollouts = self.worker.run([self.tasks[i] for i in task_ids], task_ids, seed=cfg.seed * 1_000_003 + step)
+        gold_turns = self.batch_gold_turns(step, task_ids)
+        rollouts = self.worker.run([self.tasks[i] for i in task_ids], task_ids, seed=cfg.seed * 1_000_003 + step,
+                                   gold_turns=gold_turns)
         t1 = time.perf_counter()
-        breakdown = self.score(rollouts, task_ids)
+        breakdown = self.score(rollouts, task_ids, gold_turns)
         rewards = np.asarray(breakdown.reward, np.float32)
         t2 = time.perf_counter()
 
@@ -289,6 +310,8 @@ class Trainer:
             seconds_env=rollouts.env_seconds, seconds_reward=t2 - t1, seconds_update=t3 - t2,
             tokens_per_second=gen_tokens / max(rollouts.generate_seconds, 1e-9), sequence_length=batch["tokens"].shape[1],
             rows_updated=len(keep), updates=n_updates)
+        if gold_turns is not None:
+            metrics["gold_turns"] = float(np.mean(gold_turns))
         if self.logger is not None:
             self.logger.log({"phase": "rl", **metrics}, self.step)
         self.save()

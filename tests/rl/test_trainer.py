@@ -15,7 +15,7 @@ def params_of(trainer):
     return jax.tree.leaves(nnx.to_pure_dict(nnx.state(trainer.learner)))
 
 
-def varied_rewards(self, rollouts, task_ids):
+def varied_rewards(self, rollouts, task_ids, gold_turns=None):
     # a random tiny policy scores 0 everywhere, which would leave nothing to update: a reward that
     # depends on what was sampled (here, a hash of its tokens) makes every step move the parameters
     import types
@@ -191,7 +191,7 @@ def test_groups_with_equal_rewards_are_left_out_of_the_update(tok, tmp_path, mon
     trainer = tiny.trainer(tok, str(tmp_path), steps=2)  # 2 tasks x group of 4; minibatches of 4 rows
     per_step = iter([np.array([0.5, 0.5, 0.5, 0.5, 0.0, 1.0, 0.0, 0.0]),   # only the second group varies
                      np.full(8, 0.3)])                                     # no group varies
-    monkeypatch.setattr(trainer, "score", lambda rollouts, task_ids: types.SimpleNamespace(
+    monkeypatch.setattr(trainer, "score", lambda rollouts, task_ids, gold_turns=None: types.SimpleNamespace(
         reward=(r := next(per_step)), atomic=r, orch=r, binary=r))
     before = params_of(trainer)
     first = trainer.train_step()

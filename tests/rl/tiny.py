@@ -32,8 +32,22 @@ def tasks() -> list[Task]:
     return out
 
 
-def entries() -> list[CacheEntry]:
-    return [CacheEntry(s.call.function, s.call.arguments, s.response) for t in tasks() for s in t.steps]
+def chained_tasks() -> list[Task]:
+    """Two turns each: the weather's response holds a code that the time lookup passes on. Task 0's
+    code is longer than the tiny view shows (a hidden value)."""
+    out = []
+    for i, city in enumerate(CITIES):
+        code = city.lower() + "-" + "x" * 90 if i == 0 else city.upper()
+        weather = Step(0, Call("get_weather", {"city": city}), (), {"status": True, "data": {"code": code}}, True)
+        time = Step(1, Call("get_time", {"city": code}), (0,), {"status": True, "data": {"time": "noon"}}, True,
+                    dependency_args=(("city", 0, "data.code"),))
+        out.append(Task(f"c{i}", f"What is the time where the weather of {city} is?", (weather, time),
+                        ("get_weather", "get_time")))
+    return out
+
+
+def entries(task_list: list[Task] | None = None) -> list[CacheEntry]:
+    return [CacheEntry(s.call.function, s.call.arguments, s.response) for t in task_list or tasks() for s in t.steps]
 
 
 def tokenizer():
@@ -48,18 +62,19 @@ def model(vocab: int, seed: int = 0):
     return init_model(config, seed)
 
 
-def environment(tok) -> Environment:
-    return Environment.build(TOOLS, entries(), tokenize=lambda s: tok.encode(s, add_special_tokens=False),
+def environment(tok, task_list: list[Task] | None = None) -> Environment:
+    return Environment.build(TOOLS, entries(task_list), tokenize=lambda s: tok.encode(s, add_special_tokens=False),
                              config=EnvConfig(max_turns=2, max_calls=4, max_calls_per_turn=2),
                              view=ResponseView(max_chars=80))
 
 
 def trainer(tok, run_dir: str, steps: int = 3, seed: int = 0, algorithm: str = "grpo", lr: float = 1e-3,
-            policy=None, **rollout) -> Trainer:
+            policy=None, task_list: list[Task] | None = None, **rollout) -> Trainer:
     from orchestra.reward import RewardConfig
     rollout_cfg = RolloutConfig(**{"group_size": 4, "max_turns": 2, "turn_tokens": 24,
                                    "max_episode_tokens": 512, **rollout})
-    return Trainer(policy or model(len(tok), seed), tok, environment(tok), ToolView(), tasks(), RewardConfig(),
+    task_list = task_list or tasks()
+    return Trainer(policy or model(len(tok), seed), tok, environment(tok, task_list), ToolView(), task_list, RewardConfig(),
                    LossConfig(algorithm=algorithm), rollout_cfg,
                    TrainConfig(steps=steps, tasks_per_step=2, minibatch_size=4, micro_batch_size=2, lr=lr,
                                warmup_steps=1, checkpoint_every=1, checkpoint_keep=3, seed=seed, length_bucket=64), run_dir)
