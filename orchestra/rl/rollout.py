@@ -6,9 +6,9 @@ vmapped environment answers every call from its device tables; the observation t
 to the sampler's KV cache, framed as the chat template frames tool responses. An episode ends when
 the policy answers without a call, when the environment says done (turn or call budget), after
 `max_turns` turns (the last turn's observation is neither appended nor fed to the sampler: nothing
-reads it), or when the episode's token budget is spent. A turn that runs out of tokens is closed with `<|im_end|>` (not a
-policy token) and its cut-off call answered with a parse error, as the evaluation does, so RL sees
-the turn after one too.
+reads it), or when the episode's token budget is spent. A turn that runs out of tokens is closed
+with `<|im_end|>` (not a policy token) and its cut-off call answered with a parse error, as the
+evaluation does, so RL sees the turn after one too.
 
 Recorded per row: the whole token sequence, the sampler's log-probs of the policy's own tokens, a
 loss mask that is 1 exactly on policy tokens, and the calls with their success flags (for the reward).

@@ -228,7 +228,8 @@ class Trainer:
         if gold_turns is None:
             per_task = [self.gold[i] for i in task_ids]
         else:  # scored on the gold turns the episode can still reach
-            per_task = [encode_task(turn_window(self.tasks[i], k, self.rollout_cfg.max_turns), self.vocab, self.max_steps)
+            window = self.rollout_cfg.max_turns
+            per_task = [encode_task(turn_window(self.tasks[i], k, window), self.vocab, self.max_steps)
                         for i, k in zip(task_ids, gold_turns)]
         gold = stack([per_task[r] for r in rollouts.task_rows])
         return jax.device_get(self.reward_fn(calls, gold))
