@@ -16,7 +16,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from orchestra.model.modeling import Transformer
+from orchestra.model.modeling import KVCache, Transformer
 from orchestra.rl.losses import (aggregate, clipped_policy_loss, clipped_value_loss, entropy_from_logits, gae,
                                  kl_penalty, token_log_probs)
 
@@ -74,26 +74,50 @@ def make_optimizer(learner: Learner, lr: float, warmup_steps: int, total_steps: 
     return nnx.Optimizer(learner, tx, wrt=nnx.Param)
 
 
-def _positions(tokens):
-    return jnp.broadcast_to(jnp.arange(tokens.shape[1] - 1), (tokens.shape[0], tokens.shape[1] - 1))
+def _positions(part: dict):
+    """RoPE positions of a part's input tokens: from 0, or from each row's `start` (a part after a
+    shared prefix)."""
+    steps = jnp.arange(part["tokens"].shape[1] - 1)
+    if "start" in part:
+        return part["start"][:, None] + steps
+    return jnp.broadcast_to(steps, (part["tokens"].shape[0], steps.shape[0]))
+
+
+def part_hidden_states(policy: Transformer, part: dict):
+    """Final hidden states of a part's input tokens (`tokens[:, :-1]`), [rows, time - 1].
+
+    A part with `prefix_tokens` [groups, width] (a group's shared prompt, right-padded with segment 0)
+    is the rows' continuations after that prompt: the prompt is encoded once per group into a cache
+    that the group's rows (consecutive, rows / groups each) attend to, and gradients flow through it.
+    Each row's logits equal those of one pass over its whole sequence."""
+    tokens, segments = part["tokens"][:, :-1], part["segment_ids"][:, :-1]
+    if "prefix_tokens" not in part:
+        return policy.hidden_states(tokens, _positions(part), segments)[0]
+    prefix = part["prefix_tokens"]
+    groups, width = prefix.shape
+    cache = KVCache.zeros(policy.config, groups, width + tokens.shape[1])
+    _, cache = policy.hidden_states(prefix, jnp.broadcast_to(jnp.arange(width), prefix.shape),
+                                    part["prefix_segment_ids"], cache)
+    per_group = lambda x: jnp.repeat(x, tokens.shape[0] // groups, axis=0)
+    cache = KVCache([per_group(k) for k in cache.keys], [per_group(v) for v in cache.values],
+                    per_group(cache.segment_ids), cache.length)
+    return policy.hidden_states(tokens, _positions(part), segments, cache)[0]
 
 
 @nnx.jit
-def sequence_log_probs(policy: Transformer, tokens, segment_ids):
-    """log pi(token_t | prefix) for t >= 1, as [batch, time - 1]."""
-    logits, _ = policy(tokens[:, :-1], _positions(tokens), segment_ids[:, :-1])
-    return token_log_probs(logits, tokens[:, 1:])
+def sequence_log_probs(policy: Transformer, part: dict):
+    """log pi(token_t | prefix) for t >= 1 of a part's tokens, as [batch, time - 1]."""
+    return token_log_probs(policy.logits(part_hidden_states(policy, part)), part["tokens"][:, 1:])
 
 
 @nnx.jit
-def sequence_values(learner: Learner, tokens, segment_ids):
-    hidden, _ = learner.policy.hidden_states(tokens[:, :-1], _positions(tokens), segment_ids[:, :-1])
-    return learner.value_head(hidden)
+def sequence_values(learner: Learner, part: dict):
+    return learner.value_head(part_hidden_states(learner.policy, part))
 
 
 def loss_fn(learner: Learner, batch: dict, cfg: LossConfig):
     tokens, mask = batch["tokens"], batch["loss_mask"][:, 1:]
-    hidden, _ = learner.policy.hidden_states(tokens[:, :-1], _positions(tokens), batch["segment_ids"][:, :-1])
+    hidden = part_hidden_states(learner.policy, batch)
     logits = learner.policy.logits(hidden)
     logp = token_log_probs(logits, tokens[:, 1:])
     pg, stats = clipped_policy_loss(logp, batch["old_logp"], batch["advantages"], mask, cfg.clip_low,

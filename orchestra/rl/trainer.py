@@ -55,6 +55,10 @@ class TrainConfig:
     # policy gradient, only their KL term), so the update's compute goes where there is signal.
     skip_zero_advantage: bool = True
     length_bucket: int = 128       # each micro-batch padded to a multiple of this (one compiled shape per length)
+    # One pass per group, its shared prompt encoded once (`learner.part_hidden_states`): each
+    # minibatch's update is the same, the prompt's cost paid once per group instead of once per row;
+    # minibatches hold whole groups (or whole shares of one).
+    share_prompt: bool = False
     checkpoint_every: int = 10
     checkpoint_keep: int = 2
     seed: int = 0
@@ -95,9 +99,10 @@ def pad_rollouts(rollouts: Rollouts, bucket: int) -> dict[str, np.ndarray]:
     return {"tokens": tokens, "loss_mask": mask, "segment_ids": segments, "old_logp": logp[:, 1:]}
 
 
-def minibatch_rows(keep: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """The rows `keep` in random order, cut into minibatches of `size` (the last may be shorter)."""
-    order = rng.permutation(keep)
+def minibatch_rows(keep: np.ndarray, size: int, rng: np.random.Generator, unit: int = 1) -> list[np.ndarray]:
+    """The rows `keep` in random order, cut into minibatches of `size` (the last may be shorter). With
+    `unit` > 1, `keep` is consecutive blocks of `unit` rows (groups) that stay together."""
+    order = rng.permutation(keep.reshape(-1, unit)).reshape(-1)
     return [order[start: start + size] for start in range(0, len(order), size)]
 
 
@@ -116,17 +121,41 @@ def micro_batches(rows: np.ndarray, lengths: np.ndarray, size: int, bucket: int)
     return out
 
 
-def take_rows(batch: dict[str, np.ndarray], rows: np.ndarray, length: int) -> dict[str, np.ndarray]:
-    """Rows of a padded batch cut to `length` tokens; row -1 becomes padding (mask and segments 0)."""
+def take_rows(batch: dict[str, np.ndarray], rows: np.ndarray, length: int, start: int = 0) -> dict[str, np.ndarray]:
+    """Rows of a padded batch cut to the `length` tokens from `start` (zero-padded past the batch's
+    width); row -1 becomes padding (mask and segments 0)."""
     out = {}
     for k, v in batch.items():
-        width = length - 1 if k in ("old_logp", "ref_logp", "advantages", "returns", "old_values") and v.ndim == 2 \
-            else length
-        part = v[np.maximum(rows, 0)][:, :width] if v.ndim == 2 else v[np.maximum(rows, 0)]
+        part = v[np.maximum(rows, 0)]
+        if v.ndim == 2:
+            width = length - 1 if k in ("old_logp", "ref_logp", "advantages", "returns", "old_values") else length
+            part = part[:, start: start + width]
+            part = np.pad(part, ((0, 0), (0, width - part.shape[1])))
         if k in ("loss_mask", "segment_ids"):
             part = np.where((rows >= 0)[:, None], part, 0)
         out[k] = part
     return out
+
+
+def shared_prompt_part(batch: dict[str, np.ndarray], rows: np.ndarray, lengths: np.ndarray,
+                       bucket: int) -> dict[str, np.ndarray]:
+    """One pass over the rows of one group: their common prompt as a prefix of one row (padded to a
+    multiple of `bucket`), and each row's tokens after it (padded to a multiple of `bucket` of the
+    longest). The prefix stops one token before the group's first policy token (the logits that
+    predict a policy token come from the row's own pass) and where the rows stop agreeing."""
+    tokens, mask = batch["tokens"][rows], batch["loss_mask"][rows]
+    first_policy = np.where(mask.any(axis=1), mask.argmax(axis=1), lengths[rows])
+    shared = max(int(first_policy.min()) - 1, 0)
+    differs = (tokens[:, :shared] != tokens[:1, :shared]).any(axis=0)
+    if differs.any():
+        shared = int(differs.argmax())
+    part = take_rows(batch, rows, padded_length(int(lengths[rows].max()) - shared, bucket), start=shared)
+    width = padded_length(max(shared, 1), bucket)
+    prefix, prefix_segments = np.zeros((1, width), np.int32), np.zeros((1, width), np.int32)
+    prefix[0, :shared], prefix_segments[0, :shared] = tokens[0, :shared], 1
+    part.update(prefix_tokens=prefix, prefix_segment_ids=prefix_segments,
+                start=np.full(len(rows), shared, np.int32))
+    return part
 
 
 class Trainer:
@@ -142,6 +171,13 @@ class Trainer:
             raise ValueError(f"rl: tasks_per_step x group_size ({rows}) must be a multiple of minibatch_size "
                              f"({config.minibatch_size}), and micro_batch_size ({config.rows_per_pass}) a multiple "
                              f"of the device count ({self.mesh.size})")
+        # share_prompt: a pass is a group's rows (or a minibatch's share of one), one prompt
+        self.group_pass = min(rollout.group_size, config.minibatch_size)
+        if config.share_prompt and (max(rollout.group_size, config.minibatch_size) % self.group_pass
+                                    or self.group_pass % self.mesh.size):
+            raise ValueError(f"rl.share_prompt (one pass per group): one of minibatch_size ({config.minibatch_size}) "
+                             f"and rollout.group_size ({rollout.group_size}) must divide the other, and the smaller "
+                             f"be a multiple of the device count ({self.mesh.size})")
         self._replicated = NamedSharding(self.mesh, P())
         self._by_row = NamedSharding(self.mesh, P("data"))
         self.learner = Learner(policy, with_value_head=loss.algorithm == "ppo", seed=config.seed)
@@ -234,16 +270,31 @@ class Trainer:
         gold = stack([per_task[r] for r in rollouts.task_rows])
         return jax.device_get(self.reward_fn(calls, gold))
 
+    def passes(self, batch: dict[str, np.ndarray], lengths: np.ndarray,
+               rows: np.ndarray) -> list[tuple[np.ndarray, dict[str, jax.Array]]]:
+        """(rows, part placed on the mesh) per forward/backward pass over `rows`: with `share_prompt`,
+        one per block of `group_pass` rows (`rows` is such blocks, each within one group), else
+        micro-batches of similar length."""
+        if self.cfg.share_prompt:
+            cuts = [(r, shared_prompt_part(batch, r, lengths, self.cfg.length_bucket))
+                    for r in rows.reshape(-1, self.group_pass)]
+        else:
+            cuts = [(r, take_rows(batch, r, n))
+                    for r, n in micro_batches(rows, lengths, self.cfg.rows_per_pass, self.cfg.length_bucket)]
+        # a group's prefix is one row: every device holds it
+        place = lambda k, v: jax.device_put(v, self._replicated if k.startswith("prefix_") else self._by_row)
+        return [(r, {k: place(k, v) for k, v in part.items()}) for r, part in cuts]
+
     def batch_values(self, batch: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
-        """PPO's value head over every row, [rows, time - 1], in the update's micro-batches (no pass
-        holds the whole batch). Positions past a row's own micro-batch length are 0: off every mask."""
+        """PPO's value head over every row, [rows, time - 1], in the update's passes (no pass holds
+        the whole batch). Positions past a row's own pass are 0: off every mask."""
         values = np.zeros((len(lengths), batch["tokens"].shape[1] - 1), np.float32)
-        for rows, length in micro_batches(np.arange(len(lengths)), lengths, self.cfg.rows_per_pass,
-                                          self.cfg.length_bucket):
-            part = take_rows({k: batch[k] for k in ("tokens", "segment_ids")}, rows, length)
-            out = np.asarray(sequence_values(self.learner, jax.device_put(part["tokens"], self._by_row),
-                                             jax.device_put(part["segment_ids"], self._by_row)))
-            values[rows[rows >= 0], : length - 1] = out[rows >= 0]
+        inputs = {k: batch[k] for k in ("tokens", "segment_ids", "loss_mask")}
+        for rows, part in self.passes(inputs, lengths, np.arange(len(lengths))):
+            out = np.asarray(sequence_values(self.learner, part))
+            start = int(part["start"][0]) if "start" in part else 0
+            width = min(out.shape[1], values.shape[1] - start)
+            values[rows[rows >= 0], start: start + width] = out[rows >= 0, :width]
         return values
 
     def train_step(self) -> dict:
@@ -280,12 +331,11 @@ class Trainer:
         metrics_sum: dict[str, float] = {}
         n_updates = 0
         for _ in range(cfg.epochs):
-            for rows in minibatch_rows(keep, cfg.minibatch_size, rng):
+            for rows in minibatch_rows(keep, cfg.minibatch_size, rng, self.group_pass if cfg.share_prompt else 1):
                 parts = []
-                for part_rows, length in micro_batches(rows, lengths, cfg.rows_per_pass, cfg.length_bucket):
-                    part = {k: jax.device_put(v, self._by_row) for k, v in take_rows(batch, part_rows, length).items()}
+                for _, part in self.passes(batch, lengths, rows):
                     # the frozen reference's log-probs, on exactly the part's shape
-                    part["ref_logp"] = sequence_log_probs(self.reference, part["tokens"], part["segment_ids"])
+                    part["ref_logp"] = sequence_log_probs(self.reference, part)
                     parts.append(part)
                 out = jax.device_get(update_step(self.learner, self.optimizer, parts, self.loss_cfg))
                 for k, v in out.items():

@@ -26,8 +26,8 @@ def test_sharded_update_on_two_devices_equals_single_device_update(algorithm):
     proc = run("sharded_update.py", algorithm, devices=2)
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
-    found = re.findall(r"micro_batches=(\d) max_param_diff=(\S+) loss_diff=(\S+)", out)
-    assert [m for m, _, _ in found] == ["1", "2"], out
+    found = re.findall(r"split=(\w+) max_param_diff=(\S+) loss_diff=(\S+)", out)
+    assert [m for m, _, _ in found] == ["one", "micro", "shared"], out
     for _, diff, loss_diff in found:
         assert float(diff) < 1e-5 and float(loss_diff) < 1e-5, out
 

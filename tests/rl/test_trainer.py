@@ -203,11 +203,12 @@ def test_groups_with_equal_rewards_are_left_out_of_the_update(tok, tmp_path, mon
     assert all(np.array_equal(a, b) for a, b in zip(changed, params_of(trainer)))
 
 
-def test_ppo_values_by_micro_batch_equal_one_pass_over_the_batch(tok, tmp_path):
+@pytest.mark.parametrize("share_prompt", [False, True])
+def test_ppo_values_by_pass_equal_one_pass_over_the_batch(tok, tmp_path, share_prompt):
     import dataclasses
     from orchestra.rl.learner import sequence_values
     from orchestra.rl.trainer import micro_batches, pad_rollouts
-    trainer = tiny.trainer(tok, str(tmp_path), algorithm="ppo")
+    trainer = tiny.trainer(tok, str(tmp_path), algorithm="ppo", share_prompt=share_prompt)
     rollouts = trainer.worker.run(trainer.tasks[:2], np.array([0, 1]), seed=0)
     # rows cut to lengths far apart, so the passes are padded to several lengths
     cut = [len(t) - 70 * i for i, t in enumerate(rollouts.tokens)]
@@ -221,8 +222,31 @@ def test_ppo_values_by_micro_batch_equal_one_pass_over_the_batch(tok, tmp_path):
     nnx.update(trainer.learner.value_head, jax.tree.map(lambda x: x + 0.1 * jax.random.normal(
         jax.random.key(0), x.shape, x.dtype), head))
     values = trainer.batch_values(batch, lengths)
-    whole = np.asarray(sequence_values(trainer.learner, batch["tokens"], batch["segment_ids"]))
-    # equal wherever a row has tokens (causal attention: the padding after a row does not change it)
+    whole = np.asarray(sequence_values(trainer.learner, {k: batch[k] for k in ("tokens", "segment_ids")}))
+    # equal wherever a row has tokens (causal attention: the padding after a row does not change it);
+    # with the prompt shared, wherever the value is read (the policy's tokens)
     inside = np.arange(values.shape[1])[None, :] < lengths[:, None] - 1
+    if share_prompt:
+        inside &= batch["loss_mask"][:, 1:] == 1
+        assert inside.sum() > 20
     assert np.abs(whole[inside]).max() > 0
     np.testing.assert_allclose(values[inside], whole[inside], atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
+def test_a_step_with_each_groups_prompt_encoded_once_equals_the_step_without(tok, tmp_path, algorithm,
+                                                                              monkeypatch):
+    monkeypatch.setattr(tiny.Trainer, "score", varied_rewards)
+    # the same two-turn rollouts (same seed and weights), 2 tasks x 2 rows: one minibatch (the minibatches
+    # of the two ways differ: whole groups against any rows); a pass per group against micro-batches
+    after = []
+    for share in (True, False):
+        trainer = tiny.trainer(tok, str(tmp_path / str(share)), algorithm=algorithm, share_prompt=share, steps=1,
+                               group_size=2)
+        metrics = trainer.train_step()
+        assert metrics["updates"] >= 1, metrics
+        after.append((params_of(trainer), metrics))
+    (shared, m1), (plain, m2) = after
+    assert m1["reward"] == m2["reward"] and m1["rows_updated"] == m2["rows_updated"]
+    assert m1["loss"] == pytest.approx(m2["loss"], rel=1e-4, abs=1e-6)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(shared, plain)) < 1e-5
