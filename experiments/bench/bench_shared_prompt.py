@@ -28,7 +28,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from orchestra.model.loader import load_model
 from orchestra.rl.learner import Learner, LossConfig, make_optimizer, sequence_log_probs, update_step
-from orchestra.rl.trainer import data_mesh, micro_batches, pad_rollouts, shared_prompt_part, take_rows
+from orchestra.rl.trainer import data_mesh, micro_batches, pad_rollouts, place_part, shared_prompt_part, take_rows
 from orchestra.rl.rollout import Rollouts
 
 SHIPPED_BASE = Path(__file__).resolve().parents[2] / "checkpoints" / "small-base"
@@ -82,8 +82,7 @@ def main() -> None:
     def update(parts):
         placed = []
         for part in parts:
-            part = {k: jax.device_put(v, NamedSharding(mesh, P() if k.startswith("prefix_") else P("data")))
-                    for k, v in part.items()}
+            part = place_part(part, mesh)
             part["ref_logp"] = sequence_log_probs(reference, part)
             placed.append(part)
         return jax.block_until_ready(update_step(learner, optimizer, placed, cfg))

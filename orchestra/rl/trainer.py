@@ -158,6 +158,12 @@ def shared_prompt_part(batch: dict[str, np.ndarray], rows: np.ndarray, lengths: 
     return part
 
 
+def place_part(part: dict[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+    """A pass's arrays on the mesh: rows sharded over `data`; a group's prefix (one row) on every device."""
+    return {k: jax.device_put(v, NamedSharding(mesh, P() if k.startswith("prefix_") else P("data")))
+            for k, v in part.items()}
+
+
 class Trainer:
     def __init__(self, policy: Transformer, tokenizer, environment: Environment, tool_view: ToolView,
                  train_tasks: list[Task], reward: RewardConfig, loss: LossConfig, rollout: RolloutConfig,
@@ -179,7 +185,6 @@ class Trainer:
                              f"and rollout.group_size ({rollout.group_size}) must divide the other, and the smaller "
                              f"be a multiple of the device count ({self.mesh.size})")
         self._replicated = NamedSharding(self.mesh, P())
-        self._by_row = NamedSharding(self.mesh, P("data"))
         self.learner = Learner(policy, with_value_head=loss.algorithm == "ppo", seed=config.seed)
         self.reference = nnx.clone(policy)  # frozen: the KL anchor
         # the schedule counts updates: at most steps x epochs x minibatches per step (fewer when
@@ -281,9 +286,7 @@ class Trainer:
         else:
             cuts = [(r, take_rows(batch, r, n))
                     for r, n in micro_batches(rows, lengths, self.cfg.rows_per_pass, self.cfg.length_bucket)]
-        # a group's prefix is one row: every device holds it
-        place = lambda k, v: jax.device_put(v, self._replicated if k.startswith("prefix_") else self._by_row)
-        return [(r, {k: place(k, v) for k, v in part.items()}) for r, part in cuts]
+        return [(r, place_part(part, self.mesh)) for r, part in cuts]
 
     def batch_values(self, batch: dict[str, np.ndarray], lengths: np.ndarray) -> np.ndarray:
         """PPO's value head over every row, [rows, time - 1], in the update's passes (no pass holds

@@ -25,6 +25,20 @@ def updated(parts, cfg):
     return jax.tree.leaves(nnx.to_pure_dict(nnx.state(learner))), metrics
 
 
+def loss_batch(tokens, loss_mask, segment_ids, algorithm, rng):
+    """A padded batch of rows with random sampler and reference log-probs and advantages (and PPO's
+    returns and old values)."""
+    b, t = tokens.shape
+    batch = {"tokens": tokens, "loss_mask": loss_mask, "segment_ids": segment_ids,
+             "old_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
+             "ref_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
+             "advantages": rng.normal(size=(b,) if algorithm == "grpo" else (b, t - 1)).astype(np.float32)}
+    if algorithm == "ppo":
+        batch["returns"] = rng.normal(size=(b, t - 1)).astype(np.float32)
+        batch["old_values"] = rng.normal(size=(b, t - 1)).astype(np.float32)
+    return batch
+
+
 def assert_same_update(a, b):
     (params_a, metrics_a), (params_b, metrics_b) = a, b
     assert set(metrics_a) == set(metrics_b)
@@ -43,14 +57,7 @@ def test_micro_batched_update_equals_the_one_pass_update(algorithm, aggregation)
     real = np.arange(t)[None, :] < lengths[:, None]   # right-padded rows of different lengths
     mask = ((rng.random((b, t)) < 0.5) & real).astype(np.int32)
     mask[3] = 0  # a row with no policy tokens: its micro-batch's weight must not count it
-    batch = {"tokens": rng.integers(0, 64, (b, t)).astype(np.int32), "loss_mask": mask,
-             "segment_ids": real.astype(np.int32),
-             "old_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
-             "ref_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
-             "advantages": rng.normal(size=(b,) if algorithm == "grpo" else (b, t - 1)).astype(np.float32)}
-    if algorithm == "ppo":
-        batch["returns"] = rng.normal(size=(b, t - 1)).astype(np.float32)
-        batch["old_values"] = rng.normal(size=(b, t - 1)).astype(np.float32)
+    batch = loss_batch(rng.integers(0, 64, (b, t)).astype(np.int32), mask, real.astype(np.int32), algorithm, rng)
     cfg = LossConfig(algorithm=algorithm, aggregation=aggregation, entropy_coef=0.01)
     # one pass over every row at full width, against passes of 3 rows (the last filled with a padding
     # row), each cut to its own longest row rounded up to 4 tokens
@@ -87,14 +94,8 @@ def test_an_update_with_each_groups_prompt_encoded_once_equals_the_one_pass_upda
             mask.append(np.pad(m, (0, t - length)))
             lengths.append(length)
     b, lengths = len(rows), np.array(lengths)
-    batch = {"tokens": np.stack(rows).astype(np.int32), "loss_mask": np.stack(mask),
-             "segment_ids": (np.arange(t)[None, :] < lengths[:, None]).astype(np.int32),
-             "old_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
-             "ref_logp": -rng.random((b, t - 1)).astype(np.float32) * 4,
-             "advantages": rng.normal(size=(b,) if algorithm == "grpo" else (b, t - 1)).astype(np.float32)}
-    if algorithm == "ppo":
-        batch["returns"] = rng.normal(size=(b, t - 1)).astype(np.float32)
-        batch["old_values"] = rng.normal(size=(b, t - 1)).astype(np.float32)
+    batch = loss_batch(np.stack(rows).astype(np.int32), np.stack(mask),
+                       (np.arange(t)[None, :] < lengths[:, None]).astype(np.int32), algorithm, rng)
     cfg = LossConfig(algorithm=algorithm, aggregation=aggregation, entropy_coef=0.01)
     shared = [shared_prompt_part(batch, np.arange(g * group, (g + 1) * group), lengths, 8) for g in range(2)]
     # the prefix stops one token before the first policy token, and each row's pass covers the rest

@@ -56,8 +56,7 @@ def updated(devices, split="one"):
     else:
         cuts = [(np.arange(b), t)] if split == "one" else trainer.micro_batches(np.arange(b), lengths, 2, 8)
         parts = [trainer.take_rows(batch, r, n) for r, n in cuts]
-    place = lambda k, v: jax.device_put(v, NamedSharding(mesh, P() if k.startswith("prefix_") else P("data")))
-    placed = [{k: place(k, v) for k, v in part.items()} for part in parts]
+    placed = [trainer.place_part(part, mesh) for part in parts]
     metrics = update_step(learner, optimizer, placed, cfg)
     assert all(p["tokens"].sharding.num_devices == len(devices) for p in placed)
     return jax.tree.leaves(nnx.to_pure_dict(nnx.state(learner))), float(metrics["loss"])
