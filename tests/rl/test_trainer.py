@@ -133,6 +133,22 @@ def test_few_steps_of_grpo_on_a_trivially_learnable_task_increase_the_reward(tok
     assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.1, rewards
 
 
+@pytest.mark.parametrize("share_prompt, group_size, train, message", [
+    (False, 4, {"tasks_per_step": 3, "minibatch_size": 8},
+     r"tasks_per_step x group_size \(12\) must be a multiple of minibatch_size \(8\)"),
+    (True, 3, {"tasks_per_step": 4},
+     r"rl.share_prompt .*minibatch_size \(4\) and rollout.group_size \(3\) must divide the other"),
+])
+def test_batch_shapes_that_do_not_split_are_refused(tok, tmp_path, share_prompt, group_size, train, message):
+    with pytest.raises(ValueError, match=message):
+        tiny.trainer(tok, str(tmp_path), share_prompt=share_prompt, group_size=group_size, train=train)
+
+
+def test_groups_that_do_not_divide_minibatches_are_fine_without_a_shared_prompt(tok, tmp_path):
+    trainer = tiny.trainer(tok, str(tmp_path), share_prompt=False, group_size=3, train={"tasks_per_step": 4})
+    assert trainer.group_pass == 3
+
+
 def test_padded_length_is_the_next_multiple_of_the_bucket():
     from orchestra.rl.trainer import padded_length
     assert [padded_length(n, 128) for n in (1, 128, 129, 1000, 1025, 2048)] == [128, 128, 256, 1024, 1152, 2048]

@@ -69,13 +69,16 @@ def environment(tok, task_list: list[Task] | None = None) -> Environment:
 
 
 def trainer(tok, run_dir: str, steps: int = 3, seed: int = 0, algorithm: str = "grpo", lr: float = 1e-3,
-            policy=None, task_list: list[Task] | None = None, share_prompt: bool = True, **rollout) -> Trainer:
+            policy=None, task_list: list[Task] | None = None, share_prompt: bool = True, train: dict | None = None,
+            **rollout) -> Trainer:
+    """A tiny trainer; `train` overrides TrainConfig fields, the other keywords RolloutConfig's."""
     from orchestra.reward import RewardConfig
     rollout_cfg = RolloutConfig(**{"group_size": 4, "max_turns": 2, "turn_tokens": 24,
                                    "max_episode_tokens": 512, **rollout})
     task_list = task_list or tasks()
     return Trainer(policy or model(len(tok), seed), tok, environment(tok, task_list), ToolView(), task_list,
                    RewardConfig(), LossConfig(algorithm=algorithm), rollout_cfg,
-                   TrainConfig(steps=steps, tasks_per_step=2, minibatch_size=4, micro_batch_size=2, lr=lr,
-                               warmup_steps=1, checkpoint_every=1, checkpoint_keep=3, seed=seed, length_bucket=64,
-                               share_prompt=share_prompt), run_dir)
+                   TrainConfig(**{"steps": steps, "tasks_per_step": 2, "minibatch_size": 4, "micro_batch_size": 2,
+                                  "lr": lr, "warmup_steps": 1, "checkpoint_every": 1, "checkpoint_keep": 3,
+                                  "seed": seed, "length_bucket": 64, "share_prompt": share_prompt, **(train or {})}),
+                   run_dir)
