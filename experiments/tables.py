@@ -5,7 +5,10 @@ holds a results.json written by experiments.run, and writes into --out (default:
 - tables.md / tables.tex: the main table (held-out metrics before training, after SFT, after RL, for
   the graduated reward) and the ablation table (after RL, one row per reward variant), each cell the
   mean and standard deviation over seeds;
-- learning_curves.png: RL reward per step, mean over seeds with the spread shaded, per reward variant.
+- learning_curves.png: RL reward per step, mean over seeds with the spread shaded, per reward variant;
+and, where the runs kept their evaluated episodes (eval/{sft,rl}/samples.jsonl), a paired comparison of
+RL with its SFT start on the same tasks: gold steps gained and lost per seed, and an exact sign test over
+the tasks that changed, so that a gain can be told from the noise of a 32-task evaluation.
 A run directory that also holds bfcl/scores.json (experiments.bfcl) adds its BFCL columns.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 from collections import defaultdict
 
@@ -63,6 +67,43 @@ def render(header: list[str], rows: list[list[str]], latex: bool) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def completed_steps(run_dir: str, stage: str) -> dict[str, int] | None:
+    """Gold steps completed per evaluated task at one stage, or None if the run kept no episodes."""
+    path = os.path.join(run_dir, "eval", stage, "samples.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return {s["task_id"]: s["completed_steps"] for s in map(json.loads, f)}
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test: the chance of a split at least this uneven if either way were as likely."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(runs: list[dict], latex: bool) -> list[str]:
+    """RL against its SFT start, task by task: a seed's net gain is the difference in turn accuracy."""
+    per_seed = []
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        sft, rl = completed_steps(run["dir"], "sft"), completed_steps(run["dir"], "rl")
+        if sft is not None and rl is not None:
+            per_seed.append((str(run["seed"]), [rl[t] - sft[t] for t in sft if t in rl]))
+    if not per_seed:
+        return []
+    per_seed.append(("all", [d for _, diffs in per_seed for d in diffs]))
+    rows = []
+    for seed, diffs in per_seed:
+        up, down = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+        rows.append([seed, str(sum(d for d in diffs if d > 0)), str(-sum(d for d in diffs if d < 0)),
+                     f"{up} / {down} / {len(diffs) - up - down}", f"{sign_test(up, down):.2f}"])
+    header = ["seed", "gold steps gained", "lost", "tasks better / worse / same", "sign test p"]
+    return ["Paired: RL against its SFT start on the same evaluated tasks", "", render(header, rows, latex), ""]
+
+
 def tables(runs: list[dict], latex: bool) -> str:
     by_reward: dict[str, list[dict]] = defaultdict(list)
     for run in runs:
@@ -82,7 +123,7 @@ def tables(runs: list[dict], latex: bool) -> str:
                                 for m in METRICS]
                     + [cell([r["bfcl"][k] for r in group if k in r.get("bfcl", {})], latex) for k in bfcl_keys])
     out += ["Ablation: held-out metrics after RL (%), mean ± std over seeds", "", render(header, rows, latex), ""]
-    return "\n".join(out)
+    return "\n".join(out + paired(main_runs, latex))
 
 
 def plot_curves(runs: list[dict], out_png: str) -> None:

@@ -29,3 +29,38 @@ def test_tables_give_mean_and_std_over_seeds_per_reward_variant(tmp_path):
     assert "| sft | 30.0 ± 0.0 |" in md
     assert r"45.0 $\pm$ 7.1" in open(tmp_path / "tables.tex").read()
     assert os.path.getsize(tmp_path / "learning_curves.png") > 1000
+
+
+def write_samples(run_dir, stage, completed):
+    os.makedirs(os.path.join(run_dir, "eval", stage))
+    with open(os.path.join(run_dir, "eval", stage, "samples.jsonl"), "w") as f:
+        for task_id, steps in completed.items():
+            f.write(json.dumps({"task_id": task_id, "completed_steps": steps}) + "\n")
+
+
+def test_sign_test_is_exact_and_two_sided():
+    assert tables.sign_test(0, 0) == 1.0
+    assert tables.sign_test(5, 0) == tables.sign_test(0, 5) == 2 / 32
+    assert tables.sign_test(3, 3) == 1.0  # capped: the two tails overlap at the middle
+    assert abs(tables.sign_test(8, 2) - 2 * (1 + 10 + 45) / 1024) < 1e-12
+
+
+def test_tables_pair_rl_with_its_sft_start_task_by_task(tmp_path):
+    root = str(tmp_path)
+    write_run(root, "graduated", 0, 0.40, [0.1])
+    write_run(root, "graduated", 1, 0.50, [0.1])
+    write_run(root, "binary", 0, 0.20, [0.0])  # not the main variant: left out of the pairing
+    seed0, seed1 = (os.path.join(root, f"reward=graduated,seed={s}") for s in (0, 1))
+    write_samples(seed0, "sft", {"a": 1, "b": 0, "c": 2, "d": 1})
+    write_samples(seed0, "rl", {"a": 3, "b": 0, "c": 1, "d": 2})
+    write_samples(seed1, "sft", {"a": 0, "b": 1})
+    write_samples(seed1, "rl", {"a": 1, "b": 2})
+    md = tables.tables(tables.find_runs([root]), latex=False)
+    assert "| 0 | 3 | 1 | 2 / 1 / 1 | 1.00 |" in md
+    assert "| 1 | 2 | 0 | 2 / 0 / 0 | 0.50 |" in md
+    assert f"| all | 5 | 1 | 4 / 1 / 1 | {2 * 6 / 32:.2f} |" in md
+
+
+def test_tables_leave_the_pairing_out_when_runs_kept_no_episodes(tmp_path):
+    write_run(str(tmp_path), "graduated", 0, 0.40, [0.1])
+    assert "Paired" not in tables.tables(tables.find_runs([str(tmp_path)]), latex=False)
