@@ -29,7 +29,7 @@ from rich.table import Table
 
 from experiments.plots import plot_learning_curve, read_metrics
 from experiments.synthesize import RUN_KEYS
-from experiments.tables import render
+from experiments.tables import completed_steps, paired_change, render
 from orchestra.data.booking import load_booking
 from orchestra.data.paths import resolve_data_root
 from orchestra.data.serialize import write_tasks_jsonl
@@ -236,11 +236,17 @@ def main(cfg: DictConfig) -> None:
     # so a run started from this policy never holds out what it trained on (SFT: sft_tasks; RL: rl_tasks)
     write_seen_values(os.path.join(run_dir, "policy"), sft_tasks + rl_tasks, earlier=seen_values)
     run_eval("rl")
+    # task by task from the episodes on disk, which a resumed run kept from before its interruption
+    start = "sft" if rl.sft.steps else "base"
+    paired = {"against": start, **paired_change(completed_steps(run_dir, start), completed_steps(run_dir, "rl"))}
 
     table = results_table(evaluations)
     with open(os.path.join(run_dir, "results.md"), "w") as f:
         f.write(f"Held-out turn accuracy ({len(held_out)} tasks, values never seen in training), seed {cfg.seed}\n\n")
         f.write(table + "\n\n")
+        f.write(f"RL against its {start} start, task by task: {paired['better']} tasks better, {paired['worse']} worse, "
+                f"{paired['same']} the same; gold steps {paired['gained']} gained, {paired['lost']} lost "
+                f"(exact sign test over the tasks that changed: p = {paired['sign_test_p']:.2f})\n\n")
         f.write(f"Of the {reach['steps']} evaluated gold steps, {reach['function_not_in_sft']} call a function that no "
                 f"SFT task calls ({reach['function_not_in_rl']}: no RL task), and {reach['value_hidden_by_view']} pass a "
                 "value that an earlier response held but the response view hid (a string cut to "
@@ -252,7 +258,7 @@ def main(cfg: DictConfig) -> None:
     with open(os.path.join(run_dir, "results.json"), "w") as f:
         choices = HydraConfig.get().runtime.choices
         json.dump({"seed": cfg.seed, "reward": choices["reward"], "rl": choices["rl"], "model": choices["model"],
-                   "evaluations": evaluations, "evaluated_reach": reach,
+                   "evaluations": evaluations, "paired": paired, "evaluated_reach": reach,
                    "minutes": (time.perf_counter() - t_start) / 60, "policy": description}, f, indent=2)
     plot_learning_curve(read_metrics(logger.path), evaluations, os.path.join(run_dir, "learning_curve.png"),
                         title=f"{rl.loss.algorithm}, reward={HydraConfig.get().runtime.choices['reward']}, seed {cfg.seed}")

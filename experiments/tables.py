@@ -85,21 +85,33 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def paired_change(before: dict[str, int], after: dict[str, int]) -> dict:
+    """Gold steps completed per task at two stages, compared on the tasks both evaluated."""
+    diffs = [after[t] - before[t] for t in before if t in after]
+    better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return {"gained": sum(d for d in diffs if d > 0), "lost": -sum(d for d in diffs if d < 0),
+            "better": better, "worse": worse, "same": len(diffs) - better - worse,
+            "sign_test_p": sign_test(better, worse)}
+
+
 def paired(runs: list[dict], latex: bool) -> list[str]:
     """RL against its SFT start, task by task: a seed's net gain is the difference in turn accuracy."""
     per_seed = []
     for run in sorted(runs, key=lambda r: r["seed"]):
         sft, rl = completed_steps(run["dir"], "sft"), completed_steps(run["dir"], "rl")
         if sft is not None and rl is not None:
-            per_seed.append((str(run["seed"]), [rl[t] - sft[t] for t in sft if t in rl]))
+            per_seed.append((str(run["seed"]), sft, rl))
     if not per_seed:
         return []
-    per_seed.append(("all", [d for _, diffs in per_seed for d in diffs]))
+    # pooled over seeds, each (seed, task) pair counting as a task
+    pooled_sft = {(seed, t): v for seed, sft, _ in per_seed for t, v in sft.items()}
+    pooled_rl = {(seed, t): v for seed, _, rl in per_seed for t, v in rl.items()}
+    per_seed.append(("all", pooled_sft, pooled_rl))
     rows = []
-    for seed, diffs in per_seed:
-        up, down = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-        rows.append([seed, str(sum(d for d in diffs if d > 0)), str(-sum(d for d in diffs if d < 0)),
-                     f"{up} / {down} / {len(diffs) - up - down}", f"{sign_test(up, down):.2f}"])
+    for seed, sft, rl in per_seed:
+        c = paired_change(sft, rl)
+        rows.append([seed, str(c["gained"]), str(c["lost"]), f"{c['better']} / {c['worse']} / {c['same']}",
+                     f"{c['sign_test_p']:.2f}"])
     header = ["seed", "gold steps gained", "lost", "tasks better / worse / same", "sign test p"]
     return ["Paired: RL against its SFT start on the same evaluated tasks", "", render(header, rows, latex), ""]
 

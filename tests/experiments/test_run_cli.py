@@ -71,8 +71,13 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
     assert list(results["evaluations"]) == ["base", "sft", "rl"]
     for evaluation in results["evaluations"].values():  # every held-out episode has one first-error category
         assert sum(evaluation["first_errors"].values()) == 3
+    # RL paired with its SFT start task by task: the net of the gold steps is the change in completed steps
+    paired, evals = results["paired"], results["evaluations"]
+    assert paired["against"] == "sft" and paired["better"] + paired["worse"] + paired["same"] == 3
+    assert paired["gained"] - paired["lost"] == evals["rl"]["completed_steps"] - evals["sft"]["completed_steps"]
     tables = open(run / "results.md").read()
     assert "| stage | turn_accuracy" in tables and "Held-out episodes by how they first went wrong" in tables
+    assert f"RL against its sft start, task by task: {paired['better']} tasks better" in tables
     assert tables.rstrip().splitlines()[-1].startswith("| rl | ")
     held_out = load_tasks(run / "held_out_tasks.jsonl")
     fresh = load_tasks(run / "fresh_tasks.jsonl")
