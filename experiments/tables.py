@@ -95,7 +95,7 @@ def paired_change(before: dict[str, int], after: dict[str, int]) -> dict:
 
 
 def paired(runs: list[dict], latex: bool) -> list[str]:
-    """RL against its SFT start, task by task: a seed's net gain is the difference in turn accuracy."""
+    """RL against its SFT start, task by task: gained minus lost is the change in completed gold steps."""
     per_seed = []
     for run in sorted(runs, key=lambda r: r["seed"]):
         sft, rl = completed_steps(run["dir"], "sft"), completed_steps(run["dir"], "rl")
