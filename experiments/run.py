@@ -244,9 +244,9 @@ def main(cfg: DictConfig) -> None:
     with open(os.path.join(run_dir, "results.md"), "w") as f:
         f.write(f"Held-out turn accuracy ({len(held_out)} tasks, values never seen in training), seed {cfg.seed}\n\n")
         f.write(table + "\n\n")
-        f.write(f"RL against its {start} start, task by task: {paired['better']} tasks better, {paired['worse']} worse, "
-                f"{paired['same']} the same; gold steps {paired['gained']} gained, {paired['lost']} lost "
-                f"(exact sign test over the tasks that changed: p = {paired['sign_test_p']:.2f})\n\n")
+        f.write(f"RL against its {start} start, task by task: better on {paired['better']} tasks, worse on "
+                f"{paired['worse']}, the same on {paired['same']}; gold steps {paired['gained']} gained, "
+                f"{paired['lost']} lost (exact sign test over the tasks that changed: p = {paired['sign_test_p']:.2f})\n\n")
         f.write(f"Of the {reach['steps']} evaluated gold steps, {reach['function_not_in_sft']} call a function that no "
                 f"SFT task calls ({reach['function_not_in_rl']}: no RL task), and {reach['value_hidden_by_view']} pass a "
                 "value that an earlier response held but the response view hid (a string cut to "

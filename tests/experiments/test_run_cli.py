@@ -77,7 +77,7 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
     assert paired["gained"] - paired["lost"] == evals["rl"]["completed_steps"] - evals["sft"]["completed_steps"]
     tables = open(run / "results.md").read()
     assert "| stage | turn_accuracy" in tables and "Held-out episodes by how they first went wrong" in tables
-    assert f"RL against its sft start, task by task: {paired['better']} tasks better" in tables
+    assert f"RL against its sft start, task by task: better on {paired['better']} tasks" in tables
     assert tables.rstrip().splitlines()[-1].startswith("| rl | ")
     held_out = load_tasks(run / "held_out_tasks.jsonl")
     fresh = load_tasks(run / "fresh_tasks.jsonl")
