@@ -24,6 +24,7 @@ from collections import defaultdict
 import numpy as np
 
 from experiments.plots import read_metrics
+from orchestra.eval.report import SAMPLES_FILE
 
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 STAGES = ("base", "sft", "rl")
@@ -69,7 +70,7 @@ def render(header: list[str], rows: list[list[str]], latex: bool) -> str:
 
 def completed_steps(run_dir: str, stage: str) -> dict[str, int] | None:
     """Gold steps completed per evaluated task at one stage, or None if the run kept no episodes."""
-    path = os.path.join(run_dir, "eval", stage, "samples.jsonl")
+    path = os.path.join(run_dir, "eval", stage, SAMPLES_FILE)
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:

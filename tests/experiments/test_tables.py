@@ -2,6 +2,7 @@ import json
 import os
 
 from experiments import tables
+from orchestra.eval import report
 
 
 def write_run(root, reward, seed, rl_turn, curve):
@@ -32,10 +33,8 @@ def test_tables_give_mean_and_std_over_seeds_per_reward_variant(tmp_path):
 
 
 def write_samples(run_dir, stage, completed):
-    os.makedirs(os.path.join(run_dir, "eval", stage))
-    with open(os.path.join(run_dir, "eval", stage, "samples.jsonl"), "w") as f:
-        for task_id, steps in completed.items():
-            f.write(json.dumps({"task_id": task_id, "completed_steps": steps}) + "\n")
+    report.write_samples(os.path.join(run_dir, "eval", stage, report.SAMPLES_FILE),
+                         [{"task_id": task_id, "completed_steps": steps} for task_id, steps in completed.items()])
 
 
 def test_sign_test_is_exact_and_two_sided():
