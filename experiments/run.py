@@ -97,6 +97,10 @@ def results_table(evaluations: dict[str, dict]) -> str:
 FIRST_ERRORS = ("none", "parse_error", "format_error", "value_error", "wrong_function", "stopped")
 
 
+def called_functions(tasks: list[Task]) -> set[str]:
+    return {f for t in tasks for f in t.pattern}
+
+
 def evaluated_reach(evaluated: list[Task], trained: dict[str, list[Task]], view: ResponseView) -> dict:
     """How many evaluated gold steps call a function no task of a training stage calls, and how many
     pass a value an earlier response held but the view hid (`hidden_value_steps`): steps the policy
@@ -104,7 +108,7 @@ def evaluated_reach(evaluated: list[Task], trained: dict[str, list[Task]], view:
     steps = [(t, s) for t in evaluated for s in t.steps]
     out = {"steps": len(steps)}
     for stage, tasks in trained.items():
-        called = {f for t in tasks for f in t.pattern}
+        called = called_functions(tasks)
         out[f"function_not_in_{stage}"] = sum(s.call.function not in called for _, s in steps)
     out["value_hidden_by_view"] = sum(sum(hidden_value_steps(t, view)) for t in evaluated)
     return out
@@ -117,6 +121,18 @@ def first_errors_table(evaluations: dict[str, dict]) -> str:
     rows = [[stage] + [str(summary["first_errors"].get(c, 0)) for c in columns]
             for stage, summary in evaluations.items()]
     return render(["stage", *columns], rows, latex=False)
+
+
+def calls_by_function_table(evaluations: dict[str, dict], trained: dict[str, list[Task]]) -> str:
+    """Matched gold calls per evaluated function and stage, most called first, with whether any task
+    of each training stage calls the function."""
+    gold = next(iter(evaluations.values()))["by_function"]
+    functions = sorted(gold, key=lambda f: (-gold[f]["gold_calls"], f))
+    called = {stage: called_functions(tasks) for stage, tasks in trained.items()}
+    rows = [[f, str(gold[f]["gold_calls"])] + ["yes" if f in called[stage] else "no" for stage in trained]
+            + [str(e["by_function"][f]["matched_calls"]) for e in evaluations.values()] for f in functions]
+    return render(["function", "gold calls", *(f"in {stage} tasks" for stage in trained),
+                   *(f"{stage} matched" for stage in evaluations)], rows, latex=False)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base=None)
@@ -197,7 +213,7 @@ def main(cfg: DictConfig) -> None:
         copy = copy_accuracy(held_out, samples)
         evaluations[stage] = {**summary["overall"], "copy_query": copy["query"]["exact"],
                               "copy_response": copy["response"]["exact"], "copy": copy,
-                              "first_errors": summary["first_errors"]}
+                              "first_errors": summary["first_errors"], "by_function": summary["by_function"]}
         logger.log({f"eval_{stage}_{m}": evaluations[stage][m] for m in METRICS + COPY_METRICS}, step=0)
         console.print(f"[bold]held-out ({stage})[/] " + ", ".join(
             f"{m} {_fmt(evaluations[stage][m])}" for m in METRICS + COPY_METRICS))
@@ -254,7 +270,10 @@ def main(cfg: DictConfig) -> None:
         f.write("Held-out episodes by how they first went wrong: the verdict of the first call neither matched "
                 "nor free; stopped: answered (or ran out of turns) with required calls left undone; none: "
                 "nothing went wrong\n\n")
-        f.write(first_errors_table(evaluations) + "\n")
+        f.write(first_errors_table(evaluations) + "\n\n")
+        f.write("Evaluated gold calls by function: matched at each stage, and whether any SFT or RL task calls "
+                "the function\n\n")
+        f.write(calls_by_function_table(evaluations, {"sft": sft_tasks, "rl": rl_tasks}) + "\n")
     with open(os.path.join(run_dir, "results.json"), "w") as f:
         choices = HydraConfig.get().runtime.choices
         json.dump({"seed": cfg.seed, "reward": choices["reward"], "rl": choices["rl"], "model": choices["model"],

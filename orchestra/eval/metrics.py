@@ -124,6 +124,18 @@ def _counts(values) -> dict[str, int]:
     return dict(sorted(Counter(values).items()))
 
 
+def calls_by_function(samples: Sequence[dict]) -> dict[str, dict[str, int]]:
+    """Gold calls and matched gold calls per gold function, pooled over samples: which functions a
+    policy gets right and which it never does."""
+    out: dict[str, dict[str, int]] = {}
+    for sample in samples:
+        for g in sample["gold"]:
+            counts = out.setdefault(g["function"], {"gold_calls": 0, "matched_calls": 0})
+            counts["gold_calls"] += 1
+            counts["matched_calls"] += g["matched_turn"] is not None
+    return dict(sorted(out.items()))
+
+
 def summarize(samples: Sequence[dict], judge: dict | None) -> dict:
     """The summary of per-sample results (the dicts `evaluate` returns)."""
     domains = sorted({s["domain"] for s in samples})
@@ -137,6 +149,7 @@ def summarize(samples: Sequence[dict], judge: dict | None) -> dict:
         "end_reasons": _counts(s["end_reason"] for s in samples),
         # where the failures come from: episodes by their first faulty call (first_error's categories)
         "first_errors": _counts(first_error(s) for s in samples),
+        "by_function": calls_by_function(samples),
     }
 
 

@@ -205,3 +205,6 @@ def test_the_summary_counts_episodes_by_how_they_first_went_wrong():
     assert summary["first_errors"] == {"after_done": 1, "none": 1, "parse_error": 2, "stopped": 1,
                                        "value_error": 1, "wrong_function": 1}
     assert sum(summary["first_errors"].values()) == len(tasks) and summary["end_reasons"]["answer"] == 4
+    # the lookup is matched in the five episodes that made it, the item call in the three that got it right
+    assert summary["by_function"] == {"Get_Item": {"gold_calls": 7, "matched_calls": 3},
+                                      "Search_Place_Location": {"gold_calls": 7, "matched_calls": 5}}

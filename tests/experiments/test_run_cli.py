@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from experiments.checkpoint_curve import checkpoint_curve
-from experiments.run import evaluated_reach, first_errors_table
+from experiments.run import calls_by_function_table, evaluated_reach, first_errors_table
 from orchestra.data.booking import load_tasks
 from orchestra.data.types import Call, Step, Task
 from orchestra.env.views import ResponseView
@@ -36,6 +36,19 @@ def test_first_errors_table_puts_the_usual_categories_first_and_fills_gaps_with_
                                 "rl": {"first_errors": {"parse_error": 1, "stopped": 3}}})
     assert table.splitlines() == ["| stage | none | parse_error | stopped | unjudged |", "|---|---|---|---|---|",
                                   "| sft | 1 | 2 | 0 | 1 |", "| rl | 0 | 1 | 3 | 0 |"]
+
+
+def test_calls_by_function_table_lists_the_most_called_first_with_what_each_stage_trained_on():
+    def stage(flights, cars):
+        return {"by_function": {"Search_Car_Rentals": {"gold_calls": 2, "matched_calls": cars},
+                                "Search_Flights": {"gold_calls": 5, "matched_calls": flights}}}
+    def calling(*functions):
+        return Task("t", "q", tuple(Step(i, Call(f, {}), (), {}, True) for i, f in enumerate(functions)), functions)
+    trained = {"sft": [calling("Search_Car_Rentals")], "rl": [calling("Search_Flights", "Search_Car_Rentals")]}
+    table = calls_by_function_table({"sft": stage(0, 1), "rl": stage(2, 1)}, trained)
+    assert table.splitlines() == [
+        "| function | gold calls | in sft tasks | in rl tasks | sft matched | rl matched |", "|---|---|---|---|---|---|",
+        "| Search_Flights | 5 | no | yes | 0 | 2 |", "| Search_Car_Rentals | 2 | yes | yes | 1 | 1 |"]
 
 
 def test_evaluated_reach_counts_steps_no_training_stage_covers_and_values_the_view_hid():
@@ -77,8 +90,15 @@ def test_main_job_trains_on_fresh_tasks_and_writes_its_table(tmp_path, booking):
     assert paired["gained"] - paired["lost"] == evals["rl"]["completed_steps"] - evals["sft"]["completed_steps"]
     tables = open(run / "results.md").read()
     assert "| stage | turn_accuracy" in tables and "Held-out episodes by how they first went wrong" in tables
+    # every evaluated gold call is counted under its function, and matched no more often than it occurs
+    by_function = evals["rl"]["by_function"]
+    assert sum(c["gold_calls"] for c in by_function.values()) == evals["rl"]["gold_calls"]
+    assert sum(c["matched_calls"] for c in by_function.values()) == evals["rl"]["matched_calls"]
+    assert "| function | gold calls | in sft tasks | in rl tasks | base matched | sft matched | rl matched |" in tables
     assert f"RL against its sft start, task by task: better on {paired['better']} tasks" in tables
-    assert tables.rstrip().splitlines()[-1].startswith("| rl | ")
+    assert "\n| rl | " in tables  # the first-errors table's last row
+    last = sorted(by_function, key=lambda f: (-by_function[f]["gold_calls"], f))[-1]  # least called, then by name
+    assert tables.rstrip().splitlines()[-1].startswith(f"| {last} | ")  # the file is whole
     held_out = load_tasks(run / "held_out_tasks.jsonl")
     fresh = load_tasks(run / "fresh_tasks.jsonl")
     train = load_tasks(run / "train_tasks.jsonl")
