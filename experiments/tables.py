@@ -7,7 +7,7 @@ holds a results.json written by experiments.run, and writes into --out (default:
   mean and standard deviation over seeds;
 - learning_curves.png: RL reward per step, mean over seeds with the spread shaded, per reward variant;
 and, where the runs kept their evaluated episodes (eval/{sft,rl}/samples.jsonl), a paired comparison of
-RL with its SFT start on the same tasks: gold steps gained and lost per seed, and an exact sign test over
+RL with its SFT start (the base in a run without SFT) on the same tasks: gold steps gained and lost per seed, and an exact sign test over
 the tasks that changed, so that a gain can be told from the noise of a 32-task evaluation.
 A run directory that also holds bfcl/scores.json (experiments.bfcl) adds its BFCL columns.
 """
@@ -96,25 +96,27 @@ def paired_change(before: dict[str, int], after: dict[str, int]) -> dict:
 
 
 def paired(runs: list[dict], latex: bool) -> list[str]:
-    """RL against its SFT start, task by task: gained minus lost is the change in completed gold steps."""
+    """RL against its start (SFT, or the base in a run without SFT), task by task: gained minus lost
+    is the change in completed gold steps."""
     per_seed = []
     for run in sorted(runs, key=lambda r: r["seed"]):
-        sft, rl = completed_steps(run["dir"], "sft"), completed_steps(run["dir"], "rl")
-        if sft is not None and rl is not None:
-            per_seed.append((str(run["seed"]), sft, rl))
+        start = run.get("paired", {}).get("against", "sft")  # results.json names it; older runs had SFT
+        before, rl = completed_steps(run["dir"], start), completed_steps(run["dir"], "rl")
+        if before is not None and rl is not None:
+            per_seed.append((run, before, rl))
     if not per_seed:
         return []
-    # pooled over seeds, each (seed, task) pair counting as a task
-    pooled_sft = {(seed, t): v for seed, sft, _ in per_seed for t, v in sft.items()}
-    pooled_rl = {(seed, t): v for seed, _, rl in per_seed for t, v in rl.items()}
-    per_seed.append(("all", pooled_sft, pooled_rl))
+    # pooled over runs, each (run, task) pair counting as a task
+    pooled_before = {(run["dir"], t): v for run, before, _ in per_seed for t, v in before.items()}
+    pooled_rl = {(run["dir"], t): v for run, _, rl in per_seed for t, v in rl.items()}
     rows = []
-    for seed, sft, rl in per_seed:
-        c = paired_change(sft, rl)
-        rows.append([seed, str(c["gained"]), str(c["lost"]), f"{c['better']} / {c['worse']} / {c['same']}",
+    for label, before, rl in [(str(run["seed"]), b, r) for run, b, r in per_seed] + [("all", pooled_before, pooled_rl)]:
+        c = paired_change(before, rl)
+        rows.append([label, str(c["gained"]), str(c["lost"]), f"{c['better']} / {c['worse']} / {c['same']}",
                      f"{c['sign_test_p']:.2f}"])
     header = ["seed", "gold steps gained", "lost", "tasks better / worse / same", "sign test p"]
-    return ["Paired: RL against its SFT start on the same evaluated tasks", "", render(header, rows, latex), ""]
+    return ["Paired: RL against its start (SFT, or the base without SFT) on the same evaluated tasks", "",
+            render(header, rows, latex), ""]
 
 
 def tables(runs: list[dict], latex: bool) -> str:

@@ -63,3 +63,21 @@ def test_tables_pair_rl_with_its_sft_start_task_by_task(tmp_path):
 def test_tables_leave_the_pairing_out_when_runs_kept_no_episodes(tmp_path):
     write_run(str(tmp_path), "graduated", 0, 0.40, [0.1])
     assert "Paired" not in tables.tables(tables.find_runs([str(tmp_path)]), latex=False)
+
+
+def test_tables_pair_a_run_without_sft_against_its_base_and_pool_same_seed_runs_apart(tmp_path):
+    root = str(tmp_path)
+    write_run(root, "graduated", 0, 0.40, [0.1])
+    d = os.path.join(root, "no_sft")
+    os.makedirs(d)
+    with open(os.path.join(d, "results.json"), "w") as f:  # rl.sft.steps=0: the same seed, RL against the base
+        json.dump({"seed": 0, "reward": "graduated", "paired": {"against": "base"},
+                   "evaluations": {s: {"turn_accuracy": 0.2, "call_accuracy": 0.1, "success_rate": 0.0}
+                                   for s in ("base", "rl")}}, f)
+    write_samples(os.path.join(root, "reward=graduated,seed=0"), "sft", {"a": 1, "b": 1})
+    write_samples(os.path.join(root, "reward=graduated,seed=0"), "rl", {"a": 2, "b": 1})
+    write_samples(d, "base", {"a": 2, "b": 2})
+    write_samples(d, "rl", {"a": 0, "b": 1})
+    md = tables.tables(tables.find_runs([root]), latex=False)
+    assert "| 0 | 1 | 0 | 1 / 0 / 1 | 1.00 |" in md and "| 0 | 0 | 3 | 0 / 2 / 0 | 0.50 |" in md
+    assert "| all | 1 | 3 | 1 / 2 / 1 | 1.00 |" in md  # four tasks: the two runs' task a and b kept apart
