@@ -262,7 +262,8 @@ def main(cfg: DictConfig) -> None:
         f.write(table + "\n\n")
         f.write(f"RL against its {start} start, task by task: better on {paired['better']} tasks, worse on "
                 f"{paired['worse']}, the same on {paired['same']}; gold steps {paired['gained']} gained, "
-                f"{paired['lost']} lost (exact sign test over the tasks that changed: p = {paired['sign_test_p']:.2f})\n\n")
+                f"{paired['lost']} lost (exact sign test over the tasks that changed: "
+                f"p = {paired['sign_test_p']:.2f})\n\n")
         f.write(f"Of the {reach['steps']} evaluated gold steps, {reach['function_not_in_sft']} call a function that no "
                 f"SFT task calls ({reach['function_not_in_rl']}: no RL task), and {reach['value_hidden_by_view']} pass a "
                 "value that an earlier response held but the response view hid (a string cut to "

@@ -7,8 +7,9 @@ holds a results.json written by experiments.run, and writes into --out (default:
   mean and standard deviation over seeds;
 - learning_curves.png: RL reward per step, mean over seeds with the spread shaded, per reward variant;
 and, where the runs kept their evaluated episodes (eval/{sft,rl}/samples.jsonl), a paired comparison of
-RL with its SFT start (the base in a run without SFT) on the same tasks: gold steps gained and lost per seed, and an exact sign test over
-the tasks that changed, so that a gain can be told from the noise of a 32-task evaluation.
+RL with its SFT start (the base in a run without SFT) on the same tasks: gold steps gained and lost per
+seed, and an exact sign test over the tasks that changed, so that a gain can be told from the noise of a
+32-task evaluation.
 A run directory that also holds bfcl/scores.json (experiments.bfcl) adds its BFCL columns.
 """
 
@@ -110,7 +111,8 @@ def paired(runs: list[dict], latex: bool) -> list[str]:
     pooled_before = {(run["dir"], t): v for run, before, _ in per_seed for t, v in before.items()}
     pooled_rl = {(run["dir"], t): v for run, _, rl in per_seed for t, v in rl.items()}
     rows = []
-    for label, before, rl in [(str(run["seed"]), b, r) for run, b, r in per_seed] + [("all", pooled_before, pooled_rl)]:
+    labelled = [(str(run["seed"]), before, rl) for run, before, rl in per_seed]
+    for label, before, rl in labelled + [("all", pooled_before, pooled_rl)]:
         c = paired_change(before, rl)
         rows.append([label, str(c["gained"]), str(c["lost"]), f"{c['better']} / {c['worse']} / {c['same']}",
                      f"{c['sign_test_p']:.2f}"])
