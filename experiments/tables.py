@@ -9,7 +9,9 @@ holds a results.json written by experiments.run, and writes into --out (default:
 and, where the runs kept their evaluated episodes (eval/{sft,rl}/samples.jsonl), a paired comparison of
 RL with its SFT start (the base in a run without SFT) on the same tasks: gold steps gained and lost per
 seed, and an exact sign test over the tasks that changed, so that a gain can be told from the noise of a
-32-task evaluation.
+32-task evaluation; and, where the runs also kept held_out_tasks.jsonl and config.yaml, the room RL had:
+the evaluated gold calls at RL's start split into right already, passing a value the response view hid
+(`orchestra.rl.episodes.hidden_value_steps`), calling a function the run gets right at no stage, and open.
 A run directory that also holds bfcl/scores.json (experiments.bfcl) adds its BFCL columns.
 """
 
@@ -23,9 +25,13 @@ import os
 from collections import defaultdict
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from experiments.plots import read_metrics
+from orchestra.data.booking import load_tasks
+from orchestra.env.config import env_config
 from orchestra.eval.report import SAMPLES_FILE
+from orchestra.rl.episodes import hidden_value_steps
 
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
 STAGES = ("base", "sft", "rl")
@@ -69,13 +75,19 @@ def render(header: list[str], rows: list[list[str]], latex: bool) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def completed_steps(run_dir: str, stage: str) -> dict[str, int] | None:
-    """Gold steps completed per evaluated task at one stage, or None if the run kept no episodes."""
+def read_samples(run_dir: str, stage: str) -> dict[str, dict] | None:
+    """The evaluated episodes of one stage by task id, or None if the run kept none."""
     path = os.path.join(run_dir, "eval", stage, SAMPLES_FILE)
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
-        return {s["task_id"]: s["completed_steps"] for s in map(json.loads, f)}
+        return {s["task_id"]: s for s in map(json.loads, f)}
+
+
+def completed_steps(run_dir: str, stage: str) -> dict[str, int] | None:
+    """Gold steps completed per evaluated task at one stage, or None if the run kept no episodes."""
+    samples = read_samples(run_dir, stage)
+    return None if samples is None else {t: s["completed_steps"] for t, s in samples.items()}
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -121,6 +133,51 @@ def paired(runs: list[dict], latex: bool) -> list[str]:
             render(header, rows, latex), ""]
 
 
+def room_counts(run: dict) -> dict[str, int] | None:
+    """The evaluated gold calls at RL's start (SFT, or the base without SFT), each counted once, first
+    that applies: right; passing a value the run's response view hid, which no policy can write;
+    calling a function the run gets right at no stage; open (what RL could still gain). None when the
+    run kept no episodes, tasks or config."""
+    stage_names = [s for s in STAGES if s in run["evaluations"]]
+    stages = {s: read_samples(run["dir"], s) for s in stage_names}
+    tasks_path, config_path = (os.path.join(run["dir"], n) for n in ("held_out_tasks.jsonl", "config.yaml"))
+    start = stages.get(run.get("paired", {}).get("against", "sft"))
+    if start is None or None in stages.values() or not all(map(os.path.exists, (tasks_path, config_path))):
+        return None
+    view = env_config(OmegaConf.to_container(OmegaConf.load(config_path).env, resolve=True))[1]
+    hidden = {t.task_id: hidden_value_steps(t, view) for t in load_tasks(tasks_path)}
+    unknown = sorted(set(start) - set(hidden))
+    if unknown:
+        raise ValueError(f"{run['dir']}: evaluated tasks {unknown[:3]} are not in {tasks_path}")
+    ever_right = {g["function"] for samples in stages.values() for s in samples.values() for g in s["gold"]
+                  if g["matched_turn"] is not None}
+    counts = dict.fromkeys(("right", "hidden_value", "never_right_function", "open"), 0)
+    for task_id, sample in start.items():
+        for g in sample["gold"]:
+            if g["matched_turn"] is not None:
+                counts["right"] += 1
+            elif hidden[task_id][g["index"]]:
+                counts["hidden_value"] += 1
+            elif g["function"] not in ever_right:
+                counts["never_right_function"] += 1
+            else:
+                counts["open"] += 1
+    return counts
+
+
+def room(runs: list[dict], latex: bool) -> list[str]:
+    rows = []
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        c = room_counts(run)
+        if c is not None:
+            rows.append([str(run["seed"]), str(sum(c.values()))] + [str(v) for v in c.values()])
+    if not rows:
+        return []
+    header = ["seed", "gold calls", "right", "value hidden by the view", "function right at no stage", "open"]
+    return ["Room: the evaluated gold calls at RL's start, each counted under the first that applies", "",
+            render(header, rows, latex), ""]
+
+
 def tables(runs: list[dict], latex: bool) -> str:
     by_reward: dict[str, list[dict]] = defaultdict(list)
     for run in runs:
@@ -140,7 +197,7 @@ def tables(runs: list[dict], latex: bool) -> str:
                                 for m in METRICS]
                     + [cell([r["bfcl"][k] for r in group if k in r.get("bfcl", {})], latex) for k in bfcl_keys])
     out += ["Ablation: held-out metrics after RL (%), mean ± std over seeds", "", render(header, rows, latex), ""]
-    return "\n".join(out + paired(main_runs, latex))
+    return "\n".join(out + paired(main_runs, latex) + room(main_runs, latex))
 
 
 def plot_curves(runs: list[dict], out_png: str) -> None:

@@ -1,6 +1,8 @@
 import json
 import os
 
+import pytest
+
 from experiments import tables
 from orchestra.eval import report
 
@@ -81,3 +83,44 @@ def test_tables_pair_a_run_without_sft_against_its_base_and_pool_same_seed_runs_
     md = tables.tables(tables.find_runs([root]), latex=False)
     assert "| 0 | 1 | 0 | 1 / 0 / 1 | 1.00 |" in md and "| 0 | 0 | 3 | 0 / 2 / 0 | 0.50 |" in md
     assert "| all | 1 | 3 | 1 / 2 / 1 | 1.00 |" in md  # four tasks: the two runs' task a and b kept apart
+
+
+def test_room_counts_each_gold_call_at_the_start_under_the_first_that_applies(tmp_path):
+    from orchestra.data.serialize import write_tasks_jsonl
+    from orchestra.data.types import Call, Step, Task
+
+    token = "Tk" + "x7" * 40  # longer than the default view's max_string_chars: shown cut
+    search = {"status": True, "data": [{"id": "h1", "token": token}]}
+    ok = {"status": True, "data": {"t": "9"}}
+    tok = Task("tok", "Weather in Paris, then the time twice.",
+               (Step(0, Call("get_weather", {"city": "Paris"}), (), search, True),
+                Step(1, Call("get_time", {"city": token}), (0,), ok, True),  # passes the hidden token
+                Step(2, Call("get_time", {"city": "h1"}), (0,), ok, True)), ("get_weather", "get_time"))
+    other = Task("other", "Two of the other.", (Step(0, Call("other", {"x": "1"}), (), ok, True),
+                                               Step(1, Call("other", {"x": "2"}), (), ok, True)), ("other",))
+    root = str(tmp_path)
+    write_run(root, "graduated", 0, 0.40, [0.1])
+    d = os.path.join(root, "reward=graduated,seed=0")
+    write_tasks_jsonl([tok, other], os.path.join(d, "held_out_tasks.jsonl"))
+    with open(os.path.join(d, "config.yaml"), "w") as f:
+        f.write("env: {}\n")
+
+    def episodes(stage, tok_matched, other_matched):
+        rows = [{"task_id": t.task_id, "completed_steps": 0,
+                 "gold": [{"index": i, "function": s.call.function, "matched_turn": i if m else None}
+                          for i, (s, m) in enumerate(zip(t.steps, matched))]}
+                for t, matched in ((tok, tok_matched), (other, other_matched))]
+        report.write_samples(os.path.join(d, "eval", stage, report.SAMPLES_FILE), rows)
+
+    episodes("base", [True, False, False], [False, False])
+    episodes("sft", [True, False, False], [False, False])
+    # get_time right once after RL: its open call at the start counts as open, `other` never right
+    episodes("rl", [True, False, True], [False, False])
+    run = tables.find_runs([root])[0]
+    assert tables.room_counts(run) == {"right": 1, "hidden_value": 1, "never_right_function": 2, "open": 1}
+    assert "| 0 | 5 | 1 | 1 | 2 | 1 |" in tables.tables([run], latex=False)
+    write_tasks_jsonl([tok], os.path.join(d, "held_out_tasks.jsonl"))  # a task file that is not the run's
+    with pytest.raises(ValueError, match=r"evaluated tasks \['other'\] are not in .*held_out_tasks.jsonl"):
+        tables.room_counts(run)
+    os.remove(os.path.join(d, "config.yaml"))  # without the run's view the section is left out
+    assert "Room" not in tables.tables(tables.find_runs([root]), latex=False)
