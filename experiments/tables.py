@@ -138,8 +138,7 @@ def room_counts(run: dict) -> dict[str, int] | None:
     that applies: right; passing a value the run's response view hid, which no policy can write;
     calling a function the run gets right at no stage; open (what RL could still gain). None when the
     run kept no episodes, tasks or config."""
-    stage_names = [s for s in STAGES if s in run["evaluations"]]
-    stages = {s: read_samples(run["dir"], s) for s in stage_names}
+    stages = {s: read_samples(run["dir"], s) for s in STAGES if s in run["evaluations"]}
     tasks_path, config_path = (os.path.join(run["dir"], n) for n in ("held_out_tasks.jsonl", "config.yaml"))
     start = stages.get(run.get("paired", {}).get("against", "sft"))
     if start is None or None in stages.values() or not all(map(os.path.exists, (tasks_path, config_path))):

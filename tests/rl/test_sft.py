@@ -8,7 +8,6 @@ import optax
 import pytest
 from flax import nnx
 
-from orchestra.data.types import Call, Step, Task
 from orchestra.env.views import ResponseView, ToolView
 from orchestra.model.config import ModelConfig
 from orchestra.model.modeling import init_model
@@ -16,6 +15,7 @@ from orchestra.rl.config import rl_config
 from orchestra.rl.episodes import hidden_value_steps
 from orchestra.rl.sft import encode_gold_episodes, next_token_loss, pad_batch, sft_step
 from orchestra.rl.trainer import micro_batches
+from tests.rl import tiny
 
 
 def test_a_micro_batched_sft_step_equals_the_one_pass_step():
@@ -55,19 +55,8 @@ def test_an_sft_micro_batch_size_that_does_not_divide_the_batch_is_a_config_erro
         rl_config({"algorithm": "grpo", "sft": {"batch_size": 8, "micro_batch_size": 3}}, 0)
 
 
-def _token_task():
-    """Three turns: a search whose response holds a long token and an id, a call passing the token
-    (cut by the default view), and a call passing the id (shown)."""
-    token = "Tk" + "x7" * 40
-    search = {"status": True, "data": [{"id": "h1", "token": token}]}
-    steps = (Step(0, Call("get_weather", {"city": "Paris"}), (), search, True),
-             Step(1, Call("get_time", {"city": token}), (0,), {"status": True, "data": {"t": "9"}}, True),
-             Step(2, Call("get_time", {"city": "h1"}), (0,), {"status": True, "data": {"t": "9"}}, True))
-    return Task("tok", "Weather in Paris, then the time twice.", steps, ("get_weather", "get_time"))
-
-
 def test_hidden_value_steps_flags_a_value_the_view_cut_and_not_one_it_shows_or_the_request_states():
-    task = _token_task()
+    task = tiny.token_task()
     assert hidden_value_steps(task, ResponseView()) == [False, True, False]
     assert hidden_value_steps(task, ResponseView(kind="full")) == [False, False, False]
     stated = dataclasses.replace(task, query=task.query + " Token " + task.steps[1].call.arguments["city"])
@@ -75,8 +64,7 @@ def test_hidden_value_steps_flags_a_value_the_view_cut_and_not_one_it_shows_or_t
 
 
 def test_sft_keeps_a_turn_that_passes_a_hidden_value_out_of_the_loss_and_only_that_turn():
-    from tests.rl import tiny
-    tok, task, view = tiny.tokenizer(), _token_task(), ResponseView()
+    tok, task, view = tiny.tokenizer(), tiny.token_task(), ResponseView()
     (ids,), (masked,), _, dropped = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096)
     (_,), (full,), _, none = encode_gold_episodes([task], tiny.TOOLS, tok, view, ToolView(), 4096, mask_hidden=False)
     assert (dropped, none) == (1, 0)

@@ -46,6 +46,17 @@ def chained_tasks() -> list[Task]:
     return out
 
 
+def token_task() -> Task:
+    """Three turns: a search whose response holds a long token and an id, a call passing the token
+    (cut by the default view), and a call passing the id (shown)."""
+    token = "Tk" + "x7" * 40
+    search = {"status": True, "data": [{"id": "h1", "token": token}]}
+    steps = (Step(0, Call("get_weather", {"city": "Paris"}), (), search, True),
+             Step(1, Call("get_time", {"city": token}), (0,), {"status": True, "data": {"t": "9"}}, True),
+             Step(2, Call("get_time", {"city": "h1"}), (0,), {"status": True, "data": {"t": "9"}}, True))
+    return Task("tok", "Weather in Paris, then the time twice.", steps, ("get_weather", "get_time"))
+
+
 def entries(task_list: list[Task] | None = None) -> list[CacheEntry]:
     return [CacheEntry(s.call.function, s.call.arguments, s.response) for t in task_list or tasks() for s in t.steps]
 
