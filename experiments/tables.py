@@ -11,7 +11,9 @@ RL with its SFT start (the base in a run without SFT) on the same tasks: gold st
 seed, and an exact sign test over the tasks that changed, so that a gain can be told from the noise of a
 32-task evaluation; and, where the runs also kept held_out_tasks.jsonl and config.yaml, the room RL had:
 the evaluated gold calls at RL's start split into right already, passing a value the response view hid
-(`orchestra.rl.episodes.hidden_value_steps`), calling a function the run gets right at no stage, and open.
+(`orchestra.rl.episodes.hidden_value_steps`), calling a function the run gets right at no stage, and open;
+and, from the same episodes, how many calls of a gold function leave out one of its parameters, before and
+after RL.
 A run directory that also holds bfcl/scores.json (experiments.bfcl) adds its BFCL columns.
 """
 
@@ -177,6 +179,40 @@ def room(runs: list[dict], latex: bool) -> list[str]:
             render(header, rows, latex), ""]
 
 
+def dropped_parameters(samples: dict[str, dict]) -> tuple[int, int]:
+    """(calls that leave out a parameter, calls) over the parsed calls of a task's gold functions, each
+    against the first gold call of its name (as paper-mode matching pairs them), in every turn."""
+    dropped = calls = 0
+    for sample in samples.values():
+        if "turns" not in sample:  # an episode kept without its turns
+            continue
+        gold = {}
+        for g in sample["gold"]:
+            gold.setdefault(g["function"], {k for k, v in g["arguments"].items() if v is not None})
+        for turn in sample["turns"]:
+            for call in turn["calls"]:
+                if call["function"] in gold and call["arguments"] is not None:
+                    passed = {k for k, v in call["arguments"].items() if v is not None}
+                    calls += 1
+                    dropped += not gold[call["function"]] <= passed
+    return dropped, calls
+
+
+def dropped(runs: list[dict], latex: bool) -> list[str]:
+    """Calls that leave a parameter out, at RL's start and after RL: partial credit for a call with the
+    right name (`reward.w_name`, `reward.w_params`) can pay a policy to drop the values it copies badly."""
+    rows = []
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        start, rl = (read_samples(run["dir"], s) for s in (run.get("paired", {}).get("against", "sft"), "rl"))
+        counts = [dropped_parameters(s) for s in (start, rl) if s is not None]
+        if len(counts) == 2 and counts[0][1] + counts[1][1] > 0:
+            rows.append([str(run["seed"])] + [f"{d} / {n}" for d, n in counts])
+    if not rows:
+        return []
+    return ["Dropped parameters: calls of a gold function that leave out a parameter its first gold call passes", "",
+            render(["seed", "at RL's start", "after RL"], rows, latex), ""]
+
+
 def tables(runs: list[dict], latex: bool) -> str:
     by_reward: dict[str, list[dict]] = defaultdict(list)
     for run in runs:
@@ -196,7 +232,7 @@ def tables(runs: list[dict], latex: bool) -> str:
                                 for m in METRICS]
                     + [cell([r["bfcl"][k] for r in group if k in r.get("bfcl", {})], latex) for k in bfcl_keys])
     out += ["Ablation: held-out metrics after RL (%), mean ± std over seeds", "", render(header, rows, latex), ""]
-    return "\n".join(out + paired(main_runs, latex) + room(main_runs, latex))
+    return "\n".join(out + paired(main_runs, latex) + room(main_runs, latex) + dropped(main_runs, latex))
 
 
 def plot_curves(runs: list[dict], out_png: str) -> None:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 
 MODES = ("paper", "strict")
+PARAMS_CREDITS = ("coverage", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +27,16 @@ class RewardConfig:
     w_name: float = 0.33           # AST level 1: the function name
     w_params: float = 0.33         # AST level 2: parameter names and value types
     w_values: float = 0.34         # AST level 3: exact values
+    params_credit: str = "coverage"  # AST level 2: coverage x type share | all: 1 only for the gold's exact
+                                     # parameter names, every type compatible (a dropped parameter costs it all)
     penalise_extra_calls: bool = False  # strict mode: unmatched calls count as failed orchestration items
     count_unparsable: bool = False  # an unparsable <tool_call> block is a call scoring 0 (paper: dropped)
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"reward.mode must be one of {MODES}, got {self.mode!r}")
+        if self.params_credit not in PARAMS_CREDITS:
+            raise ValueError(f"reward.params_credit must be one of {PARAMS_CREDITS}, got {self.params_credit!r}")
         weights = ("w_atomic", "w_orch", "w_binary", "w_state", "w_name", "w_params", "w_values")
         for name in weights:
             value = getattr(self, name)

@@ -112,12 +112,13 @@ class RewardWeights(NamedTuple):
     name: float
     params: float
     values: float
+    params_all: float  # 1.0: params_credit "all", 0.0: "coverage"
 
     @classmethod
     def from_config(cls, config: RewardConfig) -> RewardWeights:
         # floats always: an int weight (`reward.w_orch=1`) would be a new dtype, hence a new compilation
         return cls(*(float(w) for w in (config.w_atomic, config.w_orch, config.w_binary, config.w_name,
-                                        config.w_params, config.w_values)))
+                                        config.w_params, config.w_values, config.params_credit == "all")))
 
 
 def score_rollout(calls: EncodedCalls, gold: EncodedGold, weights: RewardWeights, mode: str,
@@ -130,6 +131,8 @@ def score_rollout(calls: EncodedCalls, gold: EncodedGold, weights: RewardWeights
     n_gold, n_given = gold.n_params[None, :], calls.n_params[:, None]
     # coverage * type share = (shared / |P*|) * (compatible / shared) = compatible / |P*|
     params_level = jnp.where(n_gold > 0, compatible.sum(-1) / jnp.maximum(n_gold, 1), n_given == 0)
+    # all: every gold parameter given with a compatible type, and no other one
+    params_level = jnp.where(weights.params_all > 0, (params_level == 1) & (n_given == n_gold), params_level)
     exact = same_name & jnp.all(calls.args_hash[:, None, :] == gold.args_hash[None, :, :], axis=-1)
     ast_pair = jnp.where(same_name, weights.name + weights.params * params_level + weights.values * exact, 0.0)
 

@@ -17,8 +17,9 @@ Atomic validity, per call k matched to a gold step (paper: the first step with i
         + w_params * (|P & P*| / |P*|) * (share of shared parameters with compatible value types)
         + w_values * [same parameter names, every value equal after BFCL's normalisation]
   (0.33 / 0.33 / 0.34 in the paper). A gold step without parameters gives the parameter level only
-  to a call without parameters. Semantic = [gold step succeeded] * [the call's own execution
-  succeeded]. An unmatched call scores 0 on both. R_atomic = (mean AST + mean semantic) / 2 over the
+  to a call without parameters. With `params_credit: all` the parameter level is 1 only for exactly
+  the gold parameter names, every value type compatible, else 0. Semantic = [gold step succeeded] *
+  [the call's own execution succeeded]. An unmatched call scores 0 on both. R_atomic = (mean AST + mean semantic) / 2 over the
   calls, 0 without calls.
 Orchestration consistency: gold step i scores 1 when it succeeded and a call at position p has its
 function name and every step it depends on was matched at a position before p (the first such p is
@@ -207,6 +208,8 @@ def ast_score(call: Call, gold: Call, config: RewardConfig) -> float:
         compatible = sum(value_type(given[p]) == value_type(expected[p]) for p in shared)
         type_share = compatible / len(shared) if shared else 0.0
         params_level = coverage * type_share
+        if config.params_credit == "all":
+            params_level = float(given.keys() == expected.keys() and params_level == 1.0)
     else:
         params_level = 0.0 if given else 1.0
     return (config.w_name + config.w_params * params_level

@@ -120,3 +120,24 @@ def test_room_counts_each_gold_call_at_the_start_under_the_first_that_applies(tm
         tables.room_counts(run)
     os.remove(os.path.join(d, "config.yaml"))  # without the run's view the section is left out
     assert "Room" not in tables.tables(tables.find_runs([root]), latex=False)
+
+
+def test_dropped_parameters_count_calls_that_leave_out_a_parameter_of_the_first_gold_call(tmp_path):
+    root = str(tmp_path)
+    write_run(root, "graduated", 0, 0.40, [0.1])
+    d = os.path.join(root, "reward=graduated,seed=0")
+    gold = [{"index": 0, "function": "f", "arguments": {"a": 1, "b": 2}, "matched_turn": 0},
+            {"index": 1, "function": "f", "arguments": {"a": 3}, "matched_turn": None},
+            {"index": 2, "function": "g", "arguments": {"x": "y", "z": None}, "matched_turn": None}]
+
+    def episode(stage, *calls):
+        turns = [{"turn": 0, "calls": [{"function": f, "arguments": a} for f, a in calls]}]
+        report.write_samples(os.path.join(d, "eval", stage, report.SAMPLES_FILE),
+                             [{"task_id": "t", "completed_steps": 1, "gold": gold, "turns": turns}])
+
+    # f against its first gold call {a, b}; g's null z is absent; unparsed and non-gold calls are not counted
+    episode("sft", ("f", {"a": 1, "b": 5}), ("g", {"x": "y"}), (None, None), ("h", {}))
+    episode("rl", ("f", {"a": 3}), ("f", {"b": 2, "c": 0}), ("g", {"x": None}), ("g", {"x": "q"}))
+    assert tables.dropped_parameters(tables.read_samples(d, "sft")) == (0, 2)
+    assert tables.dropped_parameters(tables.read_samples(d, "rl")) == (3, 4)
+    assert "| 0 | 0 / 2 | 3 / 4 |" in tables.tables(tables.find_runs([root]), latex=False)

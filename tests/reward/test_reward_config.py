@@ -67,6 +67,7 @@ def test_a_reward_is_one_hydra_override():
     ({"penalise_extra_calls": True}, "reward.penalise_extra_calls needs reward.mode=strict"),
     ({"mode": "strict", "penalise_extra_calls": "yes"}, "must be true or false"),
     ({"count_unparsable": 1}, "reward.count_unparsable must be true or false, got 1"),
+    ({"params_credit": "some"}, "reward.params_credit must be one of ('coverage', 'all'), got 'some'"),
 ])
 def test_a_bad_value_gets_an_error_naming_it(values, message):
     with pytest.raises(ValueError) as error:

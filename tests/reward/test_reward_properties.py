@@ -15,7 +15,8 @@ from orchestra.reward import RewardConfig, render_rollout
 from orchestra.reward.encode import value_hash_words
 from orchestra.reward.reference import given_arguments, values_equal, values_exactly_right
 
-CONFIGS = (RewardConfig(), RewardConfig(mode="strict"), RewardConfig(mode="strict", penalise_extra_calls=True))
+CONFIGS = (RewardConfig(), RewardConfig(mode="strict"), RewardConfig(mode="strict", penalise_extra_calls=True),
+           RewardConfig(params_credit="all"))
 STRICT_PENALISED = CONFIGS[2]
 OK = {"status": True, "data": [1]}
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -68,6 +68,21 @@ def test_parameter_level_is_coverage_times_compatible_type_share(reward):
     assert out.reward == pytest.approx(0.86)
 
 
+def test_all_or_nothing_parameter_level_wants_exactly_the_gold_names_with_compatible_types(reward):
+    config = RewardConfig(params_credit="all")
+    city_adults = Call("Find", {"city": "paris", "adults": 2})  # date left out: the name level alone
+    assert reward([(city_adults, OK)], ONE_FIND, config).ast == pytest.approx([0.33])
+    assert reward([(city_adults, OK)], ONE_FIND).ast == pytest.approx([0.33 + 0.33 * 2 / 3])
+    wrong_values = Call("Find", {"city": "Rome", "date": "2025-01-01", "adults": 3})
+    assert reward([(wrong_values, OK)], ONE_FIND, config).ast == pytest.approx([0.66])
+    string_adults = Call("Find", {"city": "Paris", "date": "2024-12-01", "adults": "2"})  # a string for 2
+    assert reward([(string_adults, OK)], ONE_FIND, config).ast == pytest.approx([0.33])
+    extra = Call("Book", {"hotel_id": "h1", "rooms": 1})
+    assert reward([(extra, OK)], task((BOOK, [])), config).ast == pytest.approx([0.33])
+    assert reward([(FIND, OK)], ONE_FIND, config).reward == pytest.approx(1.0)
+    assert reward([(Call("Ping", {}), OK)], task((PING, [])), config).ast == pytest.approx([1.0])
+
+
 def test_values_compare_after_bfcl_normalisation_and_as_numbers(reward):
     gold = task((Call("Find", {"city": "New York", "date": "2024-12-01", "adults": 2}), []))
     same = Call("Find", {"city": "new_york", "date": "2024/12/01", "adults": 2.0})
