@@ -23,7 +23,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m experiments.run $(ARGS)
 
-# Two pytest-xdist workers: on 2 cores the suite takes ~8 minutes against ~11 in one process.
+# Two pytest-xdist workers: on 2 cores the suite takes 6-8 minutes against 10-11 in one process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
