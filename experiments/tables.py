@@ -33,6 +33,7 @@ from experiments.plots import read_metrics
 from orchestra.data.booking import load_tasks
 from orchestra.env.config import env_config
 from orchestra.eval.report import SAMPLES_FILE
+from orchestra.reward.reference import given_arguments
 from orchestra.rl.episodes import hidden_value_steps
 
 METRICS = ("turn_accuracy", "call_accuracy", "success_rate")
@@ -188,13 +189,12 @@ def dropped_parameters(samples: dict[str, dict]) -> tuple[int, int]:
             continue
         gold = {}
         for g in sample["gold"]:
-            gold.setdefault(g["function"], {k for k, v in g["arguments"].items() if v is not None})
+            gold.setdefault(g["function"], given_arguments(g["arguments"]).keys())
         for turn in sample["turns"]:
             for call in turn["calls"]:
                 if call["function"] in gold and call["arguments"] is not None:
-                    passed = {k for k, v in call["arguments"].items() if v is not None}
                     calls += 1
-                    dropped += not gold[call["function"]] <= passed
+                    dropped += not gold[call["function"]] <= given_arguments(call["arguments"]).keys()
     return dropped, calls
 
 

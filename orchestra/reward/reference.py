@@ -19,8 +19,8 @@ Atomic validity, per call k matched to a gold step (paper: the first step with i
   (0.33 / 0.33 / 0.34 in the paper). A gold step without parameters gives the parameter level only
   to a call without parameters. With `params_credit: all` the parameter level is 1 only for exactly
   the gold parameter names, every value type compatible, else 0. Semantic = [gold step succeeded] *
-  [the call's own execution succeeded]. An unmatched call scores 0 on both. R_atomic = (mean AST + mean semantic) / 2 over the
-  calls, 0 without calls.
+  [the call's own execution succeeded]. An unmatched call scores 0 on both. R_atomic = (mean AST +
+  mean semantic) / 2 over the calls, 0 without calls.
 Orchestration consistency: gold step i scores 1 when it succeeded and a call at position p has its
 function name and every step it depends on was matched at a position before p (the first such p is
 step i's position, recorded even when the gold step failed). R_orch = mean over gold steps.
